@@ -1,0 +1,1 @@
+"""The HTTP side: marketplace webhooks in, Server-Sent Events out."""

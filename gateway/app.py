@@ -1,0 +1,51 @@
+"""The Flask app factory: one isolated gateway per call (its own settings, Redis pool, hub)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from gateway.auth import Authenticator
+from gateway.errors import HttpError, render
+from gateway.hub import Hub
+from gateway.realtime import health_bp, realtime_bp
+from shared.config import Settings
+from shared.event_bus import EventBus
+from shared.redis_client import redis_from_url
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["RAKUDA_SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = max(settings.webhook_max_bytes, 64 * 1024)
+
+    commands = redis_from_url(settings.redis_url, max_connections=20)
+    bus = EventBus()
+    bus.initialize(settings, client=commands)
+    auth = Authenticator(settings, commands)
+    hub = Hub(settings, commands)
+    hub.on_report.append(auth.refresh_blocked)
+    app.extensions.update(rakuda_bus=bus, rakuda_auth=auth, rakuda_hub=hub, rakuda_redis=commands)
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(realtime_bp)
+
+    app.register_error_handler(HttpError, render)
+
+    @app.errorhandler(HTTPException)
+    def http_error_as_json(exc: HTTPException) -> Response:
+        if not request.path.startswith("/api/"):
+            return exc  # type: ignore[return-value]
+        return render(HttpError(exc.code or 500, exc.description or exc.name))
+
+    @app.errorhandler(Exception)
+    def failure_as_json(exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return render(HttpError(500, "internal error (logged on the server)"))
+
+    return app

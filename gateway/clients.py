@@ -1,0 +1,178 @@
+"""One open stream: writes pre-encoded bytes straight to its socket, without blocking the hub.
+
+The hub calls :meth:`StreamClient.send` for every client in one loop. A send that the
+kernel takes at once costs one ``os.write``; what the kernel does not take waits in a
+bounded buffer drained by a greenlet of this client's own. A client whose buffer overflows,
+or whose socket accepts nothing for ``send_timeout`` seconds, is disconnected (it resumes
+with Last-Event-ID) so that it never delays the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+
+import gevent
+from gevent.socket import wait_write
+
+log = logging.getLogger(__name__)
+
+
+class StreamClient:
+    def __init__(
+        self,
+        conn_id: str,
+        types: frozenset[str],
+        sock: socket.socket,
+        *,
+        chunked: bool,
+        buffer_limit: int,
+        send_timeout_s: float,
+        on_close: Callable[[StreamClient, str], None],
+        remote: str = "",
+    ) -> None:
+        self.id = conn_id
+        self.types = types
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.chunked = chunked
+        self.remote = remote
+        self.buffer_limit = buffer_limit
+        self.send_timeout_s = send_timeout_s
+        self._on_close = on_close
+        self.connected_at = time.time()
+        self.last_event_at: float | None = None
+        self.bytes_sent = 0
+        self.messages_sent = 0
+        self.closed = False
+        self.close_reason = ""
+        self._pending = bytearray()
+        self._held: bytearray | None = bytearray()  # live messages held back during replay
+        self._drainer: gevent.Greenlet | None = None
+
+    # --- writing ---
+    def send(self, data: bytes) -> bool:
+        """Queue ``data`` for this client; False if the client is (now) gone."""
+        if self.closed:
+            return False
+        if self._held is not None:
+            if len(self._held) + len(data) > self.buffer_limit:
+                self.close("slow: buffer full during replay")
+                return False
+            self._held += data
+            return True
+        if self._pending:
+            if len(self._pending) + len(data) > self.buffer_limit:
+                self.close("slow: buffer full")
+                return False
+            self._pending += data
+            return True
+        try:
+            written = os.write(self.fd, data)
+        except BlockingIOError:
+            written = 0
+        except OSError as exc:
+            self.close(f"gone: {exc.__class__.__name__}")
+            return False
+        self.bytes_sent += written
+        if written < len(data):
+            self._pending += data[written:]
+            self._drainer = gevent.spawn(self._drain)
+        return True
+
+    def write_now(self, data: bytes) -> None:
+        """Write ``data`` before anything held back (the replay); blocks this greenlet only."""
+        view = memoryview(data)
+        while view and not self.closed:
+            try:
+                written = os.write(self.fd, view)
+            except BlockingIOError:
+                written = 0
+            except OSError as exc:
+                self.close(f"gone: {exc.__class__.__name__}")
+                return
+            self.bytes_sent += written
+            view = view[written:]
+            if view and not self._wait_writable():
+                return
+
+    def release(self) -> None:
+        """Replay is over: send what arrived meanwhile, then write live."""
+        held, self._held = self._held, None
+        if held:
+            self.send(bytes(held))
+
+    def _wait_writable(self) -> bool:
+        try:
+            wait_write(self.fd, timeout=self.send_timeout_s, timeout_exc=TimeoutError())
+        except TimeoutError:
+            self.close(f"slow: no write for {self.send_timeout_s:g}s")
+            return False
+        except OSError as exc:
+            self.close(f"gone: {exc.__class__.__name__}")
+            return False
+        return True
+
+    def _drain(self) -> None:
+        while self._pending and not self.closed:
+            if not self._wait_writable():
+                return
+            try:
+                written = os.write(self.fd, self._pending)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                self.close(f"gone: {exc.__class__.__name__}")
+                return
+            self.bytes_sent += written
+            del self._pending[:written]
+
+    @property
+    def buffered(self) -> int:
+        return len(self._pending) + len(self._held or b"")
+
+    # --- lifetime ---
+    def wait_closed(self) -> None:
+        """Block this (request) greenlet until the peer hangs up or we close the stream."""
+        while not self.closed:
+            try:
+                data = self.sock.recv(4096)
+            except OSError as exc:
+                self.close(f"gone: {exc.__class__.__name__}")
+                break
+            if not data:
+                self.close("client closed")
+                break
+
+    def close(self, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        self._pending.clear()
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        if self._drainer is not None and self._drainer is not gevent.getcurrent():
+            self._drainer.kill(block=False)
+        self._on_close(self, reason)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "channels": sorted(self.types),
+            "remote": self.remote,
+            "connectedAt": _iso(self.connected_at),
+            "lastEventAt": _iso(self.last_event_at) if self.last_event_at else None,
+            "bytesSent": self.bytes_sent,
+            "messagesSent": self.messages_sent,
+            "buffered": self.buffered,
+        }
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"

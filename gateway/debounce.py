@@ -1,0 +1,118 @@
+"""Per-type debounce windows and the resume cursor, as a plain class driven by explicit times.
+
+Events of one type that arrive within ``window_ms`` of the first one share a message; the
+window is fixed by that first event and never extended by later ones, so under a steady
+stream every event still leaves within one window.
+
+The cursor is what makes resume lossless. The ``id:`` a client holds must mean "every event
+of my channels up to here has been sent to me". When a message of type A goes out while a
+window of type B is still open, B's pending events are older than A's, so A's message may
+only carry the id just *before* B's first pending event. Resuming from it replays B's
+events (and maybe A's again: at least once, never zero times; each event's own id lets the
+client drop the duplicates).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from gateway.stream_ids import ZERO, StreamId, predecessor
+
+
+@dataclass
+class Batch:
+    """The events of one type that leave together as one SSE message."""
+
+    type: str
+    first_id: StreamId
+    deadline_ms: float
+    events: list[tuple[StreamId, str]] = field(default_factory=list)  # at most max_events
+    count: int = 0
+    last_id: StreamId = ZERO
+    # Filled when the batch leaves: first pending id per type still held back, and the
+    # stream position read so far. Together they give the cursor for any set of types.
+    pending_after: dict[str, StreamId] = field(default_factory=dict)
+    read_up_to: StreamId = ZERO
+
+    @property
+    def truncated(self) -> bool:
+        return self.count > len(self.events)
+
+    def cursor_for(self, types: Iterable[str]) -> StreamId:
+        return _cursor(self.pending_after, self.read_up_to, types)
+
+
+def _cursor(pending_first: dict[str, StreamId], read_up_to: StreamId, types: Iterable[str]) -> StreamId:
+    held = [pending_first[t] for t in types if t in pending_first]
+    if not held:
+        return read_up_to
+    return min(predecessor(min(held)), read_up_to)
+
+
+class Debouncer:
+    """Collects events (in stream order) into per-type windows; hands out the due ones."""
+
+    def __init__(self, window_ms: float, max_events: int) -> None:
+        if window_ms < 0:
+            raise ValueError(f"window_ms must not be negative, got {window_ms}")
+        if max_events < 1:
+            raise ValueError(f"max_events must be at least 1, got {max_events}")
+        self.window_ms = window_ms
+        self.max_events = max_events
+        self.read_up_to: StreamId = ZERO
+        self._open: dict[str, Batch] = {}
+        self._closed: list[Batch] = []  # full-window batches (window 0: one per event)
+
+    def start_at(self, sid: StreamId) -> None:
+        """The stream position already behind us when we start reading."""
+        self.read_up_to = sid
+
+    def add(self, sid: StreamId, event_type: str, event_json: str, now_ms: float) -> None:
+        """One event read from the stream; ids must arrive in increasing order."""
+        if sid <= self.read_up_to:
+            raise ValueError(f"stream id {sid} is not after {self.read_up_to}")
+        self.read_up_to = sid
+        batch = self._open.get(event_type)
+        if batch is None:
+            batch = Batch(event_type, sid, now_ms + self.window_ms)
+            if self.window_ms == 0:
+                self._closed.append(batch)
+            else:
+                self._open[event_type] = batch
+        batch.count += 1
+        batch.last_id = sid
+        if len(batch.events) < self.max_events:
+            batch.events.append((sid, event_json))
+
+    def next_deadline(self) -> float | None:
+        if self._closed:
+            return self._closed[0].deadline_ms
+        if not self._open:
+            return None
+        return min(b.deadline_ms for b in self._open.values())
+
+    def flush_due(self, now_ms: float) -> list[Batch]:
+        """The batches whose window has ended, oldest first, each with its cursor inputs."""
+        due = self._closed
+        self._closed = []
+        for event_type, batch in list(self._open.items()):
+            if batch.deadline_ms <= now_ms:
+                due.append(self._open.pop(event_type))
+        due.sort(key=lambda b: b.first_id)
+        for i, batch in enumerate(due):
+            pending = {t: b.first_id for t, b in self._open.items()}
+            for later in due[i + 1:]:
+                if later.type not in pending or later.first_id < pending[later.type]:
+                    pending[later.type] = later.first_id
+            batch.pending_after = pending
+            batch.read_up_to = self.read_up_to
+        return due
+
+    def cursor(self, types: Iterable[str]) -> StreamId:
+        """Everything of ``types`` up to this id has left (for heartbeats and resume bounds)."""
+        pending = {t: b.first_id for t, b in self._open.items()}
+        for batch in self._closed:
+            pending.setdefault(batch.type, batch.first_id)
+            pending[batch.type] = min(pending[batch.type], batch.first_id)
+        return _cursor(pending, self.read_up_to, types)

@@ -1,0 +1,47 @@
+"""gunicorn settings for the gateway: gevent workers, no preload, nothing secret in the logs.
+
+    gunicorn -c gateway/gunicorn_conf.py 'gateway.app:create_app()'
+"""
+
+import os
+import resource
+
+bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
+worker_class = "gevent"
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+# Each stream holds one greenlet; leave room above the gateway's own limit for other routes.
+worker_connections = int(os.environ.get("SSE_MAX_CONNECTIONS", "18000")) + 500
+# gevent patches in the worker after fork; preloading would import ssl & co unpatched.
+preload_app = False
+timeout = 30
+graceful_timeout = 5
+keepalive = 5
+accesslog = os.environ.get("ACCESS_LOG", "-")
+# %(U)s is the path WITHOUT the query string: stream tokens (?token=) never reach the log.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info")
+
+
+def on_starting(server):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def post_fork(server, worker):
+    # psycopg2 would block the whole gevent hub on every query without this.
+    from psycogreen.gevent import patch_psycopg
+
+    patch_psycopg()
+
+
+def worker_exit(server, worker):
+    app = getattr(worker, "wsgi", None)
+    hub = getattr(app, "extensions", {}).get("rakuda_hub") if app is not None else None
+    if hub is not None and hub.running:
+        hub.stop()
+
+# gunicorn 25+ opens a control socket at one fixed path; several gateways (tests, bench)
+# on one machine would fight over it.
+control_socket_disable = True

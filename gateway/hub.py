@@ -1,0 +1,321 @@
+"""The per-process hub: ONE Redis reader for all clients, one encoding per message.
+
+    history stream --XREAD--> reader --> Debouncer (per-type windows) --> flusher
+        --> Frames (encoded once per set of types) --> StreamClient.send, for each client
+
+Greenlets: the reader, the flusher, the heartbeat and the reporter (process snapshot and
+per-day counters to Redis). The request greenlet of each stream only waits for its peer
+to hang up; the hub writes to its socket.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import gevent
+import gevent.event
+import redis
+
+from gateway import history, messages, stream_ids
+from gateway.clients import StreamClient
+from gateway.debounce import Batch, Debouncer
+from gateway.metrics import LatencyHistogram, empty_type_counters
+from gateway.stream_ids import StreamId
+from shared.config import Settings
+from shared.constants import CHANNEL_TYPES, HISTORY_STREAM, PROCESS_PREFIX, TYPE_CHANNELS, short_name
+from shared.event_bus import stats_day_key
+from shared.realtime import with_bus_id
+from shared.redis_client import redis_from_url
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPES = tuple(TYPE_CHANNELS)
+READ_COUNT = 1000
+READ_BLOCK_MS = 1000
+CONNECTION_LIST_LIMIT = 200
+
+
+def _now_ms() -> float:
+    return time.monotonic() * 1000
+
+
+@dataclass
+class ResumePlan:
+    resumed: bool  # the client asked to resume and can be
+    reset: bool  # it asked, but its id is unknown or older than the history
+    after: StreamId | None = None
+
+
+class Hub:
+    def __init__(self, settings: Settings, commands: redis.Redis) -> None:
+        self.settings = settings
+        self.redis = commands
+        self.process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.started_at = time.time()
+        self.debouncer = Debouncer(settings.debounce_window_ms, settings.batch_max_events)
+        self.clients: dict[str, StreamClient] = {}
+        self.by_type: dict[str, set[StreamClient]] = {t: set() for t in EVENT_TYPES}
+        self.total_connections = 0
+        self.peak_connections = 0
+        self.counters = empty_type_counters(EVENT_TYPES)
+        self.latency = LatencyHistogram()
+        self.resumes = 0
+        self.replayed_events = 0
+        self.resets = 0
+        self.slow_dropped = 0
+        self.redis_ok = False
+        self.redis_error = "not connected yet"
+        self.on_report: list[Callable[[], None]] = []
+        self._position_known = False
+        self._reported = empty_type_counters(EVENT_TYPES)
+        self._wake = gevent.event.Event()
+        self._greenlets: list[gevent.Greenlet] = []
+
+    # --- lifecycle ---
+    def start(self) -> None:
+        if self._greenlets:
+            return
+        for loop in (self._read_forever, self._flush_forever, self._beat_forever, self._report_forever):
+            self._greenlets.append(gevent.spawn(loop))
+
+    @property
+    def running(self) -> bool:
+        return bool(self._greenlets)
+
+    def stop(self) -> None:
+        for client in list(self.clients.values()):
+            client.close("server stopping")
+        gevent.killall(self._greenlets, block=True, timeout=2)
+        self._greenlets.clear()
+        try:
+            self.redis.delete(PROCESS_PREFIX + self.process_id)
+        except redis.RedisError:
+            pass
+
+    # --- clients ---
+    def connect(self, types: frozenset[str], sock: socket.socket, *, chunked: bool, remote: str) -> StreamClient:
+        """Register a stream; live messages are held for it until ``release()``."""
+        client = StreamClient(
+            uuid.uuid4().hex[:12], types, sock, chunked=chunked,
+            buffer_limit=self.settings.client_buffer_bytes,
+            send_timeout_s=self.settings.send_timeout_ms / 1000, on_close=self._forget, remote=remote,
+        )
+        # Everything of these types up to here has been flushed: a resume replays up to it.
+        client.resume_until = self.debouncer.cursor(types)  # type: ignore[attr-defined]
+        self.clients[client.id] = client
+        for event_type in types:
+            self.by_type[event_type].add(client)
+        self.total_connections += 1
+        self.peak_connections = max(self.peak_connections, len(self.clients))
+        return client
+
+    def _forget(self, client: StreamClient, reason: str) -> None:
+        self.clients.pop(client.id, None)
+        for event_type in client.types:
+            self.by_type[event_type].discard(client)
+        if reason.startswith("slow"):
+            self.slow_dropped += 1
+            log.info("stream %s dropped: %s", client.id, reason)
+
+    def plan_resume(self, last_event_id: str | None) -> ResumePlan:
+        if last_event_id is None or last_event_id == "":
+            return ResumePlan(resumed=False, reset=False)
+        try:
+            after = stream_ids.parse(last_event_id)
+            resumable = history.can_resume_from(history.read_info(self.redis), after)
+        except ValueError:
+            resumable = False
+        except redis.RedisError as exc:
+            log.warning("cannot check resume point (Redis: %s): sending reset", exc)
+            resumable = False
+        if not resumable:
+            self.resets += 1
+            return ResumePlan(resumed=False, reset=True)
+        self.resumes += 1
+        return ResumePlan(resumed=True, reset=False, after=after)
+
+    def replay(self, client: StreamClient, after: StreamId) -> Iterator[bytes]:
+        """The messages a resuming client missed, in stream order, each with its cursor id."""
+        until: StreamId = client.resume_until  # type: ignore[attr-defined]
+        run_type, run, run_last = None, [], after
+        for sid, event_type, body in history.replay_entries(self.redis, after, until, client.types):
+            if run and (event_type != run_type or len(run) >= self.settings.batch_max_events):
+                yield self._replay_message(run_type, run, run_last, client.chunked)
+                run = []
+            run_type, run_last = event_type, sid
+            run.append(body)
+        if run:
+            yield self._replay_message(run_type, run, run_last, client.chunked)
+
+    def _replay_message(self, event_type: str | None, run: list[str], last: StreamId, chunked: bool) -> bytes:
+        assert event_type is not None
+        self.replayed_events += len(run)
+        raw = messages.event_message(event_type, messages.batch_data(event_type, run, len(run)), last)
+        return messages.sse.chunk(raw) if chunked else raw
+
+    # --- the loops ---
+    def _read_forever(self) -> None:
+        reader = redis_from_url(self.settings.redis_url, max_connections=1, socket_timeout=READ_BLOCK_MS / 1000 + 5)
+        backoff = 0.1
+        while True:
+            try:
+                if not self._position_known:
+                    self.debouncer.start_at(history.read_info(reader).last_generated)
+                    self._position_known = True
+                position = stream_ids.format(self.debouncer.read_up_to)
+                response = reader.xread({HISTORY_STREAM: position}, count=READ_COUNT, block=READ_BLOCK_MS)
+                if not self.redis_ok:
+                    log.info("Redis reachable again; reading the history from %s", position)
+                self.redis_ok, self.redis_error, backoff = True, "", 0.1
+                if response:
+                    self._take(response[0][1])
+            except redis.RedisError as exc:
+                if self.redis_ok:
+                    log.warning("Redis unreachable (%s); retrying with backoff", exc)
+                self.redis_ok, self.redis_error = False, str(exc) or exc.__class__.__name__
+                gevent.sleep(backoff * (0.5 + random.random()))
+                backoff = min(backoff * 2, 5.0)
+
+    def _take(self, entries: list) -> None:
+        now = _now_ms()
+        add = self.debouncer.add
+        for raw_id, fields in entries:
+            text_id = raw_id.decode()
+            event_type = fields[b"t"].decode()
+            if event_type not in self.by_type:
+                log.warning("skipping stream entry %s of unknown type %r", text_id, event_type)
+                continue
+            add(stream_ids.parse(text_id), event_type, with_bus_id(fields[b"e"].decode(), text_id), now)
+        self._wake.set()
+
+    def _flush_forever(self) -> None:
+        while True:
+            deadline = self.debouncer.next_deadline()
+            if deadline is None:
+                self._wake.wait()
+            else:
+                delay = (deadline - _now_ms()) / 1000
+                if delay > 0:
+                    self._wake.wait(delay)
+            self._wake.clear()
+            for batch in self.debouncer.flush_due(_now_ms()):
+                self.fan_out(batch)
+
+    def fan_out(self, batch: Batch) -> None:
+        targets = list(self.by_type[batch.type])
+        if not targets:
+            return
+        data = messages.batch_data(batch.type, [body for _sid, body in batch.events], batch.count)
+        frames = messages.Frames(lambda types: messages.event_message(batch.type, data, batch.cursor_for(types)))
+        sent = 0
+        now = time.time()
+        for client in targets:
+            if client.send(frames.for_client(client.types, client.chunked)):
+                sent += 1
+                client.messages_sent += 1
+                client.last_event_at = now
+            elif client.close_reason.startswith("slow"):
+                self.counters[batch.type]["dropped"] += batch.count
+        counters = self.counters[batch.type]
+        carried = len(batch.events)
+        counters["messages"] += sent
+        counters["delivered"] += carried * sent
+        counters["coalesced"] += (carried - 1) * sent
+        counters["truncated"] += (batch.count - carried) * sent
+        if carried > 1:
+            counters["batched"] += sent
+        if sent:
+            written_ms = time.time() * 1000
+            for sid, _body in batch.events:
+                self.latency.record(max(0.0, written_ms - sid[0]), sent)
+
+    def _beat_forever(self) -> None:
+        interval = self.settings.heartbeat_interval_ms / 1000
+        next_beat = time.monotonic() + interval
+        while True:
+            gevent.sleep(max(0.0, next_beat - time.monotonic()))
+            next_beat += interval
+            if next_beat < time.monotonic():  # fell behind (a stall): do not burst to catch up
+                next_beat = time.monotonic() + interval
+            self.beat()
+
+    def beat(self) -> None:
+        body = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        frames = messages.Frames(
+            lambda types: messages.json_message("heartbeat", body, cursor=self.debouncer.cursor(types))
+        )
+        for client in list(self.clients.values()):
+            client.send(frames.for_client(client.types, client.chunked))
+
+    def _report_forever(self) -> None:
+        while True:
+            gevent.sleep(self.settings.report_interval_s)
+            try:
+                self.report()
+            except redis.RedisError as exc:
+                log.debug("process report skipped: %s", exc)
+            for callback in self.on_report:
+                try:
+                    callback()
+                except redis.RedisError as exc:
+                    log.debug("report callback skipped: %s", exc)
+
+    def report(self) -> None:
+        """Publish this process's snapshot (with a TTL) and add its new deliveries to today's stats."""
+        ttl_ms = int(max(3 * self.settings.report_interval_s, 2.0) * 1000)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(PROCESS_PREFIX + self.process_id, json.dumps(self.snapshot(with_connections=True)), px=ttl_ms)
+        day_key = stats_day_key()
+        current = copy.deepcopy(self.counters)
+        for event_type, counters in current.items():
+            for name, value in counters.items():
+                delta = value - self._reported[event_type][name]
+                if delta:
+                    pipe.hincrby(day_key, f"{name}:{event_type}", delta)
+        pipe.expire(day_key, self.settings.stats_retention_days * 86400)
+        pipe.execute()
+        self._reported = current
+
+    # --- what /status and /stats show ---
+    def snapshot(self, with_connections: bool = False) -> dict:
+        snap = {
+            "processId": self.process_id,
+            "pid": os.getpid(),
+            "startedAt": self.started_at,
+            "uptime": round(time.time() - self.started_at, 3),
+            "redisReachable": self.redis_ok,
+            "connections": {
+                "active": len(self.clients),
+                "total": self.total_connections,
+                "peak": self.peak_connections,
+            },
+            "types": copy.deepcopy(self.counters),
+            "latencyBuckets": list(self.latency.counts),
+            "resumes": self.resumes,
+            "replayedEvents": self.replayed_events,
+            "resets": self.resets,
+            "slowClientsDropped": self.slow_dropped,
+        }
+        if with_connections:
+            newest = sorted(self.clients.values(), key=lambda c: c.connected_at, reverse=True)
+            snap["connectionList"] = [self.describe(c) for c in newest[:CONNECTION_LIST_LIMIT]]
+        return snap
+
+    @staticmethod
+    def describe(client: StreamClient) -> dict:
+        info = client.describe()
+        info["channels"] = sorted(short_name(TYPE_CHANNELS[t]) for t in client.types)
+        return info
+
+
+def types_for_channels(channels: list[str]) -> frozenset[str]:
+    return frozenset(CHANNEL_TYPES[c] for c in channels)

@@ -1,0 +1,54 @@
+"""The stream's messages as bytes: built once per message, shared by every client.
+
+An event message is ``event: <TYPE>`` with JSON ``{"type","count","events":[...]}`` (plus
+``"truncated": true`` when the window held more events than it carries). Event JSON is
+spliced in as published, never decoded and re-encoded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from gateway import sse, stream_ids
+from gateway.stream_ids import StreamId
+
+
+def batch_data(event_type: str, events: Sequence[str], count: int) -> str:
+    head = '{"type":"' + event_type + '","count":' + str(count) + ',"events":[' + ",".join(events) + "]"
+    if count > len(events):
+        head += ',"truncated":true'
+    return head + "}"
+
+
+def event_message(event_type: str, data: str, cursor: StreamId) -> bytes:
+    return sse.encode(data, event=event_type, id=stream_ids.format(cursor))
+
+
+def json_message(event: str, body: dict[str, Any], cursor: StreamId | None = None,
+                 retry: int | None = None) -> bytes:
+    data = json.dumps(body, separators=(",", ":"))
+    return sse.encode(data, event=event, id=stream_ids.format(cursor) if cursor else None, retry=retry)
+
+
+class Frames:
+    """One message's bytes per (set of types, chunked?) — the only per-client variation."""
+
+    __slots__ = ("_build", "_cache")
+
+    def __init__(self, build: Any) -> None:
+        self._build = build  # types -> message bytes (its id depends on the client's types)
+        self._cache: dict[tuple[frozenset[str], bool], bytes] = {}
+
+    def for_client(self, types: frozenset[str], chunked: bool) -> bytes:
+        key = (types, chunked)
+        frame = self._cache.get(key)
+        if frame is None:
+            raw = self._cache.get((types, False))
+            if raw is None:
+                raw = self._build(types)
+                self._cache[(types, False)] = raw
+            frame = sse.chunk(raw) if chunked else raw
+            self._cache[key] = frame
+        return frame

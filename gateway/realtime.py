@@ -1,0 +1,224 @@
+"""``/api/realtime``: the event stream, its status and statistics, tokens, a test event."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import redis
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from gateway import cluster, messages
+from gateway.auth import TOKEN_COOKIE, get_auth, require_api_key
+from gateway.errors import HttpError
+from gateway.hub import Hub, types_for_channels
+from shared.config import Settings
+from shared.constants import CHANNEL_NAMES, EVENT_CHANNELS
+from shared.event_bus import EventBus
+from shared.exceptions import PublishError
+from shared.realtime import RealTimeEvent
+
+realtime_bp = Blueprint("realtime", __name__, url_prefix="/api/realtime")
+health_bp = Blueprint("health", __name__)
+
+
+def _settings() -> Settings:
+    return current_app.config["RAKUDA_SETTINGS"]
+
+
+def get_hub() -> Hub:
+    hub: Hub = current_app.extensions["rakuda_hub"]
+    hub.start()
+    return hub
+
+
+def redis_reachable(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+def parse_channels(raw: str | None) -> list[str]:
+    """``inventory,orders`` → full channel names; 400 naming the unknown ones."""
+    if raw is None or not raw.strip():
+        return list(EVENT_CHANNELS.values())
+    names = [part.strip() for part in raw.split(",") if part.strip()]
+    unknown = [n for n in names if n not in CHANNEL_NAMES and n not in CHANNEL_NAMES.values()]
+    if unknown:
+        raise HttpError(400, f"unknown channel(s): {', '.join(unknown)}",
+                        allowed=sorted(CHANNEL_NAMES))
+    return sorted({CHANNEL_NAMES.get(n, n) for n in names})
+
+
+@realtime_bp.get("/events")
+def events() -> Response:
+    settings = _settings()
+    if not settings.realtime_enabled:
+        raise HttpError(503, "realtime is disabled (REALTIME_ENABLED=false)")
+    get_auth().authenticate(allow_token=True)
+    channels = parse_channels(request.args.get("channels"))
+    hub = get_hub()
+    if len(hub.clients) >= settings.max_connections:
+        raise HttpError(503, f"this process holds its maximum of {settings.max_connections} streams",
+                        headers={"Retry-After": "5"})
+    sock = request.environ.get("gunicorn.socket")
+    if sock is None:
+        raise HttpError(500, "the event stream needs gunicorn's gevent worker (gateway/gunicorn_conf.py)")
+    chunked = request.environ.get("SERVER_PROTOCOL", "HTTP/1.0") >= "HTTP/1.1"
+    last_event_id = request.headers.get("Last-Event-ID") or request.args.get("lastEventId")
+
+    client = hub.connect(types_for_channels(channels), sock, chunked=chunked, remote=request.remote_addr or "")
+    plan = hub.plan_resume(last_event_id)
+    first = messages.json_message(
+        "connected",
+        {
+            "connectionId": client.id,
+            "channels": [c.rsplit(":", 1)[1] for c in channels],
+            "heartbeatInterval": settings.heartbeat_interval_ms,
+            "debounceWindow": settings.debounce_window_ms,
+            "resumed": plan.resumed,
+            "processId": hub.process_id,
+        },
+        retry=settings.retry_ms,
+    )
+    if plan.reset:
+        first += messages.json_message(
+            "reset", {"reason": "the requested Last-Event-ID is unknown or older than the history",
+                      "lastEventId": last_event_id},
+            cursor=client.resume_until,  # type: ignore[attr-defined]
+        )
+
+    def stream() -> Iterator[bytes]:
+        try:
+            yield first  # gunicorn writes the headers and this at once; from here the hub writes
+            if plan.after is not None:
+                try:
+                    for message in hub.replay(client, plan.after):
+                        client.write_now(message)
+                except redis.RedisError as exc:
+                    current_app.logger.warning("replay for %s failed: %s", client.id, exc)
+                    reset = messages.json_message("reset", {"reason": "history unavailable"})
+                    client.write_now(messages.sse.chunk(reset) if client.chunked else reset)
+            client.release()
+            client.wait_closed()
+        finally:
+            client.close("stream ended")
+
+    response = Response(stream(), mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache, no-store"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
+
+
+@realtime_bp.post("/token")
+@require_api_key
+def token() -> Response:
+    auth = get_auth()
+    presented = request.headers.get("X-API-Key") or request.headers.get("Authorization", "").partition(" ")[2]
+    value = auth.issue_token(auth.valid_key(presented.strip()) or "")
+    ttl = _settings().token_ttl_s
+    response = jsonify({"token": value, "expiresIn": ttl, "cookie": TOKEN_COOKIE})
+    response.set_cookie(TOKEN_COOKIE, value, max_age=ttl, httponly=True, samesite="Strict",
+                        path="/api/realtime", secure=request.is_secure)
+    return response
+
+
+@realtime_bp.get("/status")
+@require_api_key
+def status() -> Response:
+    settings = _settings()
+    hub = get_hub()
+    own = hub.snapshot()
+    try:
+        snapshots = cluster.live_snapshots(hub.redis, own)
+    except redis.RedisError:
+        snapshots = [own]
+    totals = cluster.add_up(snapshots)
+    return jsonify({
+        "enabled": settings.realtime_enabled,
+        "redisReachable": redis_reachable(hub.redis),
+        "activeConnections": totals["connections"]["active"],
+        "totalConnections": totals["connections"]["total"],
+        "peakConnections": totals["connections"]["peak"],
+        "heartbeatInterval": settings.heartbeat_interval_ms,
+        "debounceWindow": settings.debounce_window_ms,
+        "processCount": len(snapshots),
+        "process": _process_view(own),
+        "processes": [_process_view(s) for s in snapshots],
+    })
+
+
+def _process_view(snap: dict) -> dict:
+    return {
+        "processId": snap["processId"],
+        "pid": snap["pid"],
+        "uptime": snap["uptime"],
+        "redisReachable": snap["redisReachable"],
+        "activeConnections": snap["connections"]["active"],
+        "totalConnections": snap["connections"]["total"],
+    }
+
+
+@realtime_bp.get("/stats")
+@require_api_key
+def stats() -> Response:
+    raw_days = request.args.get("days", "7")
+    if not raw_days.isdigit() or not 1 <= int(raw_days) <= 90:
+        raise HttpError(400, f"days must be an integer from 1 to 90, got {raw_days!r}")
+    hub = get_hub()
+    own = hub.snapshot()
+    try:
+        snapshots = cluster.live_snapshots(hub.redis, own)
+        days = cluster.day_history(hub.redis, int(raw_days))
+    except redis.RedisError as exc:
+        raise HttpError(503, f"statistics need Redis, which is unreachable: {exc}") from None
+    totals = cluster.add_up(snapshots)
+    today = days[0]["types"] if days else {}
+    for event_type, counters in totals["types"].items():
+        counters["publishedToday"] = today.get(event_type, {}).get("published", 0)
+    return jsonify({**totals, "days": days, "generatedAt": time.time()})
+
+
+@realtime_bp.get("/connections")
+@require_api_key
+def connections() -> Response:
+    hub = get_hub()
+    own = hub.snapshot(with_connections=True)
+    try:
+        snapshots = cluster.live_snapshots(hub.redis, own)
+    except redis.RedisError:
+        snapshots = [own]
+    listed, total = [], 0
+    for snap in snapshots:
+        total += snap["connections"]["active"]
+        for conn in snap.get("connectionList", []):
+            listed.append({**conn, "processId": snap["processId"]})
+    return jsonify({"total": total, "listed": len(listed), "truncated": len(listed) < total,
+                    "connections": listed})
+
+
+@realtime_bp.post("/test")
+@require_api_key
+def publish_test_event() -> tuple[Response, int]:
+    bus: EventBus = current_app.extensions["rakuda_bus"]
+    event = RealTimeEvent.create(
+        "LISTING_UPDATE", f"test-{int(time.time() * 1000)}", "updated",
+        {"test": True, "message": "test event from POST /api/realtime/test"},
+    )
+    try:
+        bus_id = bus.publish(EVENT_CHANNELS["LISTINGS"], event)
+    except PublishError as exc:
+        raise HttpError(503, str(exc)) from None
+    body = event.model_dump(mode="json", exclude_none=True)
+    body["id"] = bus_id
+    body["published"] = bus_id is not None
+    return jsonify(body), 201
+
+
+@health_bp.get("/api/health")
+def health() -> tuple[Response, int]:
+    hub: Hub = current_app.extensions["rakuda_hub"]
+    ok = redis_reachable(hub.redis)
+    return jsonify({"status": "ok" if ok else "degraded", "redisReachable": ok,
+                    "realtimeEnabled": _settings().realtime_enabled}), 200

@@ -1,0 +1,1 @@
+"""What the task side and the gateway agree on: settings, event schema, channels and the bus."""

@@ -1,0 +1,168 @@
+"""One settings object, read from the environment (and ``.env``), a default for every value.
+
+A wrong value raises :class:`ConfigError` naming the key, at start-up rather than at the
+first request that needs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from shared.exceptions import ConfigError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _bool(key: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(key, f"expected true or false, got {raw!r}")
+
+
+def _int(key: str, raw: str, minimum: int = 0) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(key, f"expected an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(key, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(key: str, raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(key, f"expected a number, got {raw!r}") from None
+    if value < 0:
+        raise ConfigError(key, f"must not be negative, got {value}")
+    return value
+
+
+def _list(_key: str, raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _str(_key: str, raw: str) -> str:
+    return raw.strip()
+
+
+def setting(env: str, default: Any, parse: Callable[..., Any] = _str, **kw: Any) -> Any:
+    """A dataclass field read from environment variable ``env``."""
+    return field(default=default, metadata={"env": env, "parse": parse, "kw": kw})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- Redis and the realtime stream (Phase 27) ---
+    redis_url: str = setting("REDIS_URL", "redis://127.0.0.1:6379/0")
+    realtime_enabled: bool = setting("REALTIME_ENABLED", True, _bool)
+    heartbeat_interval_ms: int = setting("SSE_HEARTBEAT_INTERVAL", 30000, _int, minimum=10)
+    debounce_window_ms: int = setting("SSE_DEBOUNCE_WINDOW", 500, _int)
+    batch_max_events: int = setting("SSE_BATCH_MAX_EVENTS", 100, _int, minimum=1)
+    retry_ms: int = setting("SSE_RETRY", 3000, _int, minimum=0)
+    send_timeout_ms: int = setting("SSE_SEND_TIMEOUT", 10000, _int, minimum=1)
+    client_buffer_bytes: int = setting("SSE_CLIENT_BUFFER", 1048576, _int, minimum=1024)
+    max_connections: int = setting("SSE_MAX_CONNECTIONS", 18000, _int, minimum=1)
+    history_max_events: int = setting("REALTIME_HISTORY_MAX", 100000, _int, minimum=1)
+    history_max_age_s: int = setting("REALTIME_HISTORY_MAX_AGE", 86400, _int, minimum=1)
+    report_interval_s: float = setting("REALTIME_REPORT_INTERVAL", 1.0, _float)
+    stats_retention_days: int = setting("REALTIME_STATS_RETENTION_DAYS", 30, _int, minimum=1)
+    # --- Auth ---
+    api_keys: tuple[str, ...] = setting("API_KEYS", (), _list)
+    secret_key: str = setting("SECRET_KEY", "")
+    token_ttl_s: int = setting("REALTIME_TOKEN_TTL", 900, _int, minimum=1)
+    auth_max_failures: int = setting("AUTH_MAX_FAILURES", 5, _int, minimum=1)
+    auth_block_s: int = setting("AUTH_BLOCK_SECONDS", 900, _int, minimum=1)
+    # --- Database, Celery, webhooks, pricing (the task pipeline) ---
+    database_url: str = setting("DATABASE_URL", "sqlite:///rakuda.db")
+    celery_broker_url: str = setting("CELERY_BROKER_URL", "")
+    ebay_webhook_secret: str = setting("EBAY_WEBHOOK_SECRET", "")
+    ebay_verification_token: str = setting("EBAY_VERIFICATION_TOKEN", "")
+    ebay_webhook_endpoint: str = setting("EBAY_WEBHOOK_ENDPOINT", "")
+    joom_webhook_secret: str = setting("JOOM_WEBHOOK_SECRET", "")
+    webhook_max_bytes: int = setting("WEBHOOK_MAX_BYTES", 262144, _int, minimum=1)
+    price_change_threshold_percent: float = setting("PRICE_CHANGE_THRESHOLD_PERCENT", 10.0, _float)
+
+    @property
+    def broker_url(self) -> str:
+        return self.celery_broker_url or self.redis_url
+
+    @property
+    def token_secret(self) -> str:
+        """SECRET_KEY, or one derived from API_KEYS so that every process agrees without it."""
+        if self.secret_key:
+            return self.secret_key
+        joined = "\n".join(sorted(self.api_keys))
+        return hashlib.sha256(f"rakuda-realtime-token:{joined}".encode()).hexdigest()
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, env_file: str | None = ".env", **overrides: Any
+    ) -> Settings:
+        """Settings from ``environ`` (default: os.environ over ``env_file``), then ``overrides``."""
+        if environ is None:
+            merged = dict(read_env_file(env_file)) if env_file else {}
+            merged.update(os.environ)
+        else:
+            merged = dict(environ)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = f.metadata["env"]
+            if key in merged:
+                values[f.name] = f.metadata["parse"](key, merged[key], **f.metadata["kw"])
+        values.update(overrides)
+        return cls(**values)
+
+    def env_items(self) -> dict[str, str]:
+        """These settings as environment variables (for starting a subprocess with them)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            elif isinstance(value, tuple):
+                value = ",".join(value)
+            out[f.metadata["env"]] = str(value)
+        return out
+
+
+def read_env_file(path: str) -> dict[str, str]:
+    """KEY=VALUE lines of a ``.env`` file; comments and blank lines are skipped; missing file: {}."""
+    values: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.readlines()
+    except FileNotFoundError:
+        return values
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ConfigError(key, f"{path}:{number} is not KEY=VALUE")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip().removeprefix("export ").strip()] = value
+    return values
+
+
+_current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    global _current
+    if _current is None:
+        _current = Settings.from_env()
+    return _current

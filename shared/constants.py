@@ -1,0 +1,44 @@
+"""Channel names and Redis keys, namespaced in one place (``rakuda:realtime:...``)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+EVENT_CHANNELS: Final = {
+    "INVENTORY": "rakuda:realtime:inventory",
+    "ORDERS": "rakuda:realtime:orders",
+    "PRICING": "rakuda:realtime:pricing",
+    "LISTINGS": "rakuda:realtime:listings",
+}
+
+# Which channel carries which event type: one type per channel, so a channel filter
+# is also a type filter and a debounce window per type never spans channels.
+TYPE_CHANNELS: Final = {
+    "INVENTORY_CHANGE": EVENT_CHANNELS["INVENTORY"],
+    "ORDER_RECEIVED": EVENT_CHANNELS["ORDERS"],
+    "PRICE_CHANGE": EVENT_CHANNELS["PRICING"],
+    "LISTING_UPDATE": EVENT_CHANNELS["LISTINGS"],
+}
+CHANNEL_TYPES: Final = {channel: t for t, channel in TYPE_CHANNELS.items()}
+
+# Short names used in URLs (?channels=inventory,orders) and in the stream entries.
+CHANNEL_NAMES: Final = {full.rsplit(":", 1)[1]: full for full in EVENT_CHANNELS.values()}
+
+KEY_PREFIX: Final = "rakuda:realtime:"
+# Every published event is appended here (capped), which is what makes resume possible.
+HISTORY_STREAM: Final = KEY_PREFIX + "history"
+STATS_DAY_PREFIX: Final = KEY_PREFIX + "stats:"  # + YYYY-MM-DD, a hash
+PROCESS_PREFIX: Final = KEY_PREFIX + "process:"  # + process id, a JSON snapshot with TTL
+AUTH_FAILURES_PREFIX: Final = KEY_PREFIX + "authfail:"  # + client address, a counter
+AUTH_BLOCKED: Final = KEY_PREFIX + "authblocked"  # sorted set: address -> blocked until
+
+
+def channel_for_name(name: str) -> str:
+    """Full channel name for a short name (``orders``) or a full one; KeyError if unknown."""
+    if name in CHANNEL_TYPES:
+        return name
+    return CHANNEL_NAMES[name]
+
+
+def short_name(channel: str) -> str:
+    return channel.rsplit(":", 1)[1]

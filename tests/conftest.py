@@ -1,0 +1,65 @@
+"""Fixtures shared by every test: an isolated Redis database, settings, a real gateway server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from shared.config import Settings
+
+REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+# Databases 1..15 are handed out to tests; database 0 holds only the allocation locks,
+# so that concurrent test runs on one machine never share a database.
+_LOCK_PREFIX = "rakuda:test:dblock:"
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """URL of a Redis database that this test alone uses, flushed before and after."""
+    admin = redis.Redis.from_url(REDIS_BASE_URL + "/0")
+    token = uuid.uuid4().hex
+    for _attempt in range(600):
+        for db in range(1, 16):
+            if admin.set(_LOCK_PREFIX + str(db), token, nx=True, ex=900):
+                url = f"{REDIS_BASE_URL}/{db}"
+                client = redis.Redis.from_url(url)
+                client.flushdb()
+                try:
+                    yield url
+                finally:
+                    client.flushdb()
+                    client.close()
+                    if admin.get(_LOCK_PREFIX + str(db)) == token.encode():
+                        admin.delete(_LOCK_PREFIX + str(db))
+                    admin.close()
+                return
+        import time
+
+        time.sleep(0.5)
+    raise RuntimeError("no free Redis database for this test (all 15 are locked)")
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    """Test settings: isolated Redis, one API key, short intervals."""
+    return Settings.from_env(
+        {
+            "REDIS_URL": redis_url,
+            "API_KEYS": "test-key",
+            "SECRET_KEY": "test-secret",
+            "SSE_HEARTBEAT_INTERVAL": "1000",
+            "SSE_DEBOUNCE_WINDOW": "200",
+            "REALTIME_REPORT_INTERVAL": "0.2",
+        }
+    )
