@@ -19,7 +19,8 @@ REPLAY_PAGE = 500
 class StreamInfo:
     last_generated: StreamId
     first_entry: StreamId | None
-    max_deleted: StreamId | None  # Redis 7+: the newest id trimmed away
+    length: int
+    entries_added: int | None  # Redis 7+: every entry ever added (so: was anything trimmed?)
 
 
 def read_info(client: redis.Redis) -> StreamInfo:
@@ -28,14 +29,15 @@ def read_info(client: redis.Redis) -> StreamInfo:
         info = client.xinfo_stream(HISTORY_STREAM)
     except redis.ResponseError as exc:
         if "no such key" in str(exc).lower():
-            return StreamInfo(ZERO, None, None)
+            return StreamInfo(ZERO, None, 0, 0)
         raise
     first = info.get("first-entry")
-    max_deleted = info.get("max-deleted-entry-id")
+    added = info.get("entries-added")
     return StreamInfo(
         last_generated=stream_ids.parse(_text(info["last-generated-id"])),
         first_entry=stream_ids.parse(_text(first[0])) if first else None,
-        max_deleted=stream_ids.parse(_text(max_deleted)) if max_deleted is not None else None,
+        length=int(info["length"]),
+        entries_added=int(added) if added is not None else None,
     )
 
 
@@ -43,9 +45,9 @@ def can_resume_from(info: StreamInfo, after: StreamId) -> bool:
     """True when every event after ``after`` is still in the history (no silent gap)."""
     if after > info.last_generated:
         return False  # an id this stream never gave out: from another Redis, or made up
-    if info.max_deleted is not None:
-        return after >= info.max_deleted
-    # Redis < 7 does not say what was trimmed: only an id inside the kept range is safe.
+    if info.entries_added is not None and info.entries_added == info.length:
+        return True  # nothing was ever trimmed
+    # Something was trimmed (or Redis < 7 cannot say): only an id inside the kept range is safe.
     if info.first_entry is None:
         return after == info.last_generated
     return after >= stream_ids.predecessor(info.first_entry)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import gevent
 import gevent.event
+import gevent.lock
 import redis
 
 from gateway import history, messages, stream_ids
@@ -76,6 +77,7 @@ class Hub:
         self.redis_error = "not connected yet"
         self.on_report: list[Callable[[], None]] = []
         self._position_known = False
+        self._position_lock = gevent.lock.Semaphore()
         self._reported = empty_type_counters(EVENT_TYPES)
         self._wake = gevent.event.Event()
         self._greenlets: list[gevent.Greenlet] = []
@@ -100,6 +102,15 @@ class Hub:
             self.redis.delete(PROCESS_PREFIX + self.process_id)
         except redis.RedisError:
             pass
+
+    def ensure_position(self, client: redis.Redis | None = None) -> None:
+        """Fix where reading starts (the stream's end now) before the first client counts on it."""
+        if self._position_known:
+            return
+        with self._position_lock:
+            if not self._position_known:
+                self.debouncer.start_at(history.read_info(client or self.redis).last_generated)
+                self._position_known = True
 
     # --- clients ---
     def connect(self, types: frozenset[str], sock: socket.socket, *, chunked: bool, remote: str) -> StreamClient:
@@ -168,9 +179,7 @@ class Hub:
         backoff = 0.1
         while True:
             try:
-                if not self._position_known:
-                    self.debouncer.start_at(history.read_info(reader).last_generated)
-                    self._position_known = True
+                self.ensure_position(reader)
                 position = stream_ids.format(self.debouncer.read_up_to)
                 response = reader.xread({HISTORY_STREAM: position}, count=READ_COUNT, block=READ_BLOCK_MS)
                 if not self.redis_ok:

@@ -68,6 +68,10 @@ def events() -> Response:
     chunked = request.environ.get("SERVER_PROTOCOL", "HTTP/1.0") >= "HTTP/1.1"
     last_event_id = request.headers.get("Last-Event-ID") or request.args.get("lastEventId")
 
+    try:
+        hub.ensure_position()
+    except redis.RedisError as exc:
+        raise HttpError(503, f"Redis is unreachable, try again shortly: {exc}", headers={"Retry-After": "2"}) from None
     client = hub.connect(types_for_channels(channels), sock, chunked=chunked, remote=request.remote_addr or "")
     plan = hub.plan_resume(last_event_id)
     first = messages.json_message(

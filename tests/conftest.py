@@ -63,3 +63,28 @@ def settings(redis_url: str) -> Settings:
             "REALTIME_REPORT_INTERVAL": "0.2",
         }
     )
+
+
+@pytest.fixture
+def gateway_factory(settings: Settings):
+    """Start real gateways: ``gateway_factory(workers=1, **env_overrides)``; all stopped after."""
+    from tests.servers import GatewayServer
+
+    started: list[GatewayServer] = []
+
+    def start(workers: int = 1, **overrides: str) -> GatewayServer:
+        env = settings.env_items()
+        env.update({k: str(v) for k, v in overrides.items()})
+        server = GatewayServer(env, workers=workers).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def gateway(gateway_factory):
+    """One gateway process with the test settings (heartbeat 1 s, debounce 200 ms)."""
+    return gateway_factory()

@@ -1,0 +1,262 @@
+// The browser's side of the event stream (the seed's useRealtimeEvents), as a plain ES module:
+//
+//   import { RealtimeConnection, QueryCache } from "/static/realtime.js";
+//   const rt = new RealtimeConnection({ getApiKey: () => key });
+//   rt.subscribe("INVENTORY_CHANGE", (message) => ...);  rt.attach(cache);  rt.start();
+//
+// Before each (re)connect it trades the API key for a short-lived token (POST
+// /api/realtime/token sets it as an HttpOnly cookie, so neither key nor token goes in a URL),
+// then opens an EventSource. It reconnects itself, with exponential backoff and jitter, when the
+// stream fails or when no heartbeat came for about two intervals, and resumes from the last id
+// it saw (`lastEventId`), dropping events it already has. `reset` invalidates everything.
+
+import { backoffDelay } from "./lib/backoff.js";
+import { SeenIds, withoutDuplicates } from "./lib/dedupe.js";
+import { EVENT_TYPES, queriesFor } from "./lib/invalidation.js";
+import { heartbeatOverdue } from "./lib/status.js";
+
+export { QueryCache } from "./lib/query-cache.js";
+export { INVALIDATION_MAP, queriesFor } from "./lib/invalidation.js";
+export { describeStatus } from "./lib/status.js";
+export { describeMessage, detailHref } from "./lib/messages.js";
+
+export const ALL_CHANNELS = Object.freeze(["inventory", "orders", "pricing", "listings"]);
+
+export class AuthError extends Error {
+  constructor(message, status) {
+    super(message);
+    this.name = "AuthError";
+    this.status = status;
+  }
+}
+
+export class RealtimeConnection {
+  constructor({
+    baseUrl = "",
+    channels = ALL_CHANNELS,
+    getApiKey,
+    backoff = {},
+    fetch = globalThis.fetch?.bind(globalThis),
+    EventSource = globalThis.EventSource,
+    timers = globalThis,
+    now = () => Date.now(),
+    random = Math.random,
+  } = {}) {
+    if (typeof getApiKey !== "function") throw new TypeError("getApiKey must be a function returning the API key");
+    Object.assign(this, { baseUrl, channels, getApiKey, backoff, fetch, EventSource, timers, now, random });
+    this.handlers = new Map(); // type or "*" -> Set(handler)
+    this.statusListeners = new Set();
+    this.resetListeners = new Set();
+    this.seen = new SeenIds();
+    this.lastEventId = null;
+    this.lastEvent = null;
+    this.source = null;
+    this.timer = null;
+    this.watchdog = null;
+    this.everConnected = false;
+    this.state = { phase: "disconnected", connectedAt: null, lastHeartbeatAt: null, retryAt: null,
+      attempt: 0, reason: "not started", authFailed: false, heartbeatInterval: null };
+  }
+
+  get isConnected() {
+    return this.state.phase === "connected";
+  }
+
+  get status() {
+    return { ...this.state };
+  }
+
+  /** `handler(message)` for each new message of `types` (a type, a list of types, or "*"). */
+  subscribe(types, handler) {
+    const list = types === "*" ? ["*"] : [].concat(types);
+    for (const type of list) {
+      if (type !== "*" && !EVENT_TYPES.includes(type)) throw new Error(`unknown event type "${type}"`);
+      if (!this.handlers.has(type)) this.handlers.set(type, new Set());
+      this.handlers.get(type).add(handler);
+    }
+    return () => list.forEach((type) => this.handlers.get(type)?.delete(handler));
+  }
+
+  onStatus(listener) {
+    this.statusListeners.add(listener);
+    listener(this.status);
+    return () => this.statusListeners.delete(listener);
+  }
+
+  /** Called when the client may have missed events (a `reset`, or a reconnect that did not resume). */
+  onReset(listener) {
+    this.resetListeners.add(listener);
+    return () => this.resetListeners.delete(listener);
+  }
+
+  /** Keep a QueryCache fresh: each message invalidates its queries; a reset invalidates all. */
+  attach(cache) {
+    const offMessages = this.subscribe("*", (message) => cache.invalidate(queriesFor(message.type)));
+    const offReset = this.onReset(() => cache.invalidateAll());
+    return () => { offMessages(); offReset(); };
+  }
+
+  start() {
+    this.stopped = false;
+    this.state.attempt = 0;
+    this._set({ phase: "connecting", reason: null, authFailed: false });
+    this._connect();
+  }
+
+  stop(reason = "stopped") {
+    this.stopped = true;
+    this._closeSource();
+    this.timers.clearTimeout(this.timer);
+    this.timer = null;
+    this._set({ phase: "disconnected", reason, retryAt: null });
+  }
+
+  async _connect() {
+    this.timer = null;
+    if (this.stopped) return;
+    try {
+      await this._fetchToken();
+    } catch (error) {
+      if (this.stopped) return;
+      if (error instanceof AuthError) {
+        this._set({ phase: "disconnected", reason: `authentication failed (${error.message})`, authFailed: true });
+        this.stopped = true;
+        return;
+      }
+      this._scheduleReconnect(`gateway unreachable: ${error.message}`);
+      return;
+    }
+    if (this.stopped) return;
+    this._open();
+  }
+
+  async _fetchToken() {
+    const key = this.getApiKey();
+    if (!key) throw new AuthError("no API key entered", 401);
+    let response;
+    try {
+      response = await this.fetch(`${this.baseUrl}/api/realtime/token`, {
+        method: "POST", headers: { "X-API-Key": key }, credentials: "same-origin",
+      });
+    } catch (error) {
+      throw new Error(error?.message || "network error");
+    }
+    const body = await response.json().catch(() => ({}));
+    if (response.status === 401 || response.status === 429) {
+      throw new AuthError(body.error || `HTTP ${response.status}`, response.status);
+    }
+    if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+    this.tokenExpiresAt = this.now() + (body.expiresIn ?? 0) * 1000;
+    return body;
+  }
+
+  _open() {
+    const params = new URLSearchParams({ channels: this.channels.join(",") });
+    if (this.lastEventId) params.set("lastEventId", this.lastEventId);
+    const source = new this.EventSource(`${this.baseUrl}/api/realtime/events?${params}`);
+    this.source = source;
+    const mine = (fn) => (event) => { if (this.source === source) fn(event); };
+    source.addEventListener("connected", mine((e) => this._onConnected(e)));
+    source.addEventListener("heartbeat", mine((e) => this._onHeartbeat(e)));
+    source.addEventListener("reset", mine((e) => this._onReset(e)));
+    for (const type of EVENT_TYPES) source.addEventListener(type, mine((e) => this._onMessage(e)));
+    source.onerror = mine(() => {
+      this._closeSource();
+      const reason = this.state.phase === "connected" ? "the stream was closed" : "the stream could not be opened";
+      this._scheduleReconnect(reason);
+    });
+  }
+
+  _onConnected(e) {
+    const info = parse(e.data) ?? {};
+    const reconnect = this.everConnected;
+    this.everConnected = true;
+    this.lastMessageAt = this.now();
+    this._remember(e);
+    this._set({ phase: "connected", connectedAt: this.now(), lastHeartbeatAt: null, retryAt: null,
+      attempt: 0, reason: null, heartbeatInterval: info.heartbeatInterval ?? 30000, resumed: !!info.resumed });
+    this._armWatchdog();
+    if (reconnect && !info.resumed) this._emitReset("reconnected without resuming");
+  }
+
+  _onHeartbeat(e) {
+    this.lastMessageAt = this.now();
+    this._remember(e);
+    this._set({ lastHeartbeatAt: this.now() });
+  }
+
+  _onReset(e) {
+    this.lastMessageAt = this.now();
+    this._remember(e);
+    this._emitReset((parse(e.data) ?? {}).reason ?? "reset by the gateway");
+  }
+
+  _onMessage(e) {
+    this.lastMessageAt = this.now();
+    const message = parse(e.data);
+    this._remember(e);
+    if (!message) return;
+    const fresh = withoutDuplicates(message, this.seen);
+    if (!fresh) return;
+    this.lastEvent = fresh;
+    for (const key of [fresh.type, "*"]) {
+      for (const handler of this.handlers.get(key) ?? []) handler(fresh);
+    }
+  }
+
+  _remember(e) {
+    if (e.lastEventId) this.lastEventId = e.lastEventId;
+  }
+
+  _emitReset(reason) {
+    for (const listener of this.resetListeners) listener(reason);
+  }
+
+  _armWatchdog() {
+    this.timers.clearTimeout(this.watchdog);
+    const interval = this.state.heartbeatInterval;
+    const every = Math.max(250, Math.min(interval / 2, 5000));
+    this.watchdog = this.timers.setTimeout(() => {
+      if (this.state.phase !== "connected") return;
+      if (heartbeatOverdue(this.lastMessageAt, this.now(), interval)) {
+        const silent = Math.round((this.now() - this.lastMessageAt) / 1000);
+        this._closeSource();
+        this._scheduleReconnect(`no heartbeat for ${silent} s`);
+      } else {
+        this._armWatchdog();
+      }
+    }, every);
+  }
+
+  _closeSource() {
+    this.timers.clearTimeout(this.watchdog);
+    this.watchdog = null;
+    if (this.source) {
+      this.source.close();
+      this.source = null;
+    }
+  }
+
+  _scheduleReconnect(reason) {
+    if (this.stopped) return;
+    const delay = backoffDelay(this.state.attempt, this.backoff, this.random);
+    this._set({ phase: "reconnecting", retryAt: this.now() + delay, attempt: this.state.attempt + 1, reason });
+    this.timers.clearTimeout(this.timer);
+    this.timer = this.timers.setTimeout(() => this._connect(), delay);
+  }
+
+  _set(changes) {
+    Object.assign(this.state, changes);
+    const snapshot = this.status;
+    for (const listener of this.statusListeners) listener(snapshot);
+  }
+}
+
+function parse(data) {
+  try {
+    return JSON.parse(data);
+  } catch (error) {
+    console.error("rakuda realtime: a stream message is not JSON", data, error);
+    return null;
+  }
+}

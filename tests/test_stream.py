@@ -1,0 +1,308 @@
+"""The SSE stream of a real gunicorn + gevent gateway, read by a real HTTP client."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from shared.config import Settings
+from shared.event_bus import EventBus
+from shared.realtime import RealTimeEvent
+from tests.sse_client import SSEClient
+
+KEY = {"X-API-Key": "test-key"}
+
+
+@pytest.fixture
+def bus(settings: Settings):
+    b = EventBus()
+    b.initialize(settings)
+    yield b
+    b.close()
+
+
+def ev(event_type: str, ident: str, action: str = "updated", **data) -> RealTimeEvent:
+    return RealTimeEvent.create(event_type, ident, action, data or None)
+
+
+def stream(gateway, query: str = "", headers: dict | None = None) -> SSEClient:
+    client = SSEClient(f"{gateway.url}/api/realtime/events{query}", {**KEY, **(headers or {})})
+    assert client.status == 200, client.body()
+    assert client.next(5).event == "connected"
+    return client
+
+
+def payload_ids(message) -> list[str]:
+    return [e["payload"]["id"] for e in message.json["events"]]
+
+
+def test_stream_headers_and_connected_message_arrive_at_once(gateway):
+    started = time.time()
+    with SSEClient(gateway.url + "/api/realtime/events?channels=inventory,orders", KEY) as client:
+        first = client.next(5)
+        assert time.time() - started < 2
+        assert client.headers["content-type"].startswith("text/event-stream")
+        assert "no-cache" in client.headers["cache-control"]
+        assert client.headers["x-accel-buffering"] == "no"
+        assert first.event == "connected" and first.retry == 3000
+        body = first.json
+        assert body["channels"] == ["inventory", "orders"]
+        assert body["heartbeatInterval"] == 1000 and body["debounceWindow"] == 200
+        assert body["resumed"] is False and body["connectionId"]
+
+
+def test_unknown_channel_is_a_400_naming_it(gateway):
+    response = requests.get(gateway.url + "/api/realtime/events?channels=inventory,stock", headers=KEY, timeout=5)
+    assert response.status_code == 400
+    assert "stock" in response.json()["error"]
+
+
+def test_channel_filter_delivers_only_subscribed_channels(gateway, bus):
+    with stream(gateway, "?channels=inventory") as client:
+        bus.publish("orders", ev("ORDER_RECEIVED", "o-1", "created"))
+        bus.publish("inventory", ev("INVENTORY_CHANGE", "p-1", isAvailable=False))
+        message = client.next_event(5)
+        assert message.event == "INVENTORY_CHANGE" and payload_ids(message) == ["p-1"]
+        assert all(m.event == "heartbeat" for m in client.collect(1.0))
+
+
+def test_heartbeat_arrives_every_interval(gateway):
+    with stream(gateway) as client:
+        beats = [m for m in client.collect(4.5) if m.event == "heartbeat"]
+    assert 3 <= len(beats) <= 5
+    gaps = [b.received_at - a.received_at for a, b in zip(beats, beats[1:], strict=False)]
+    assert all(0.5 < gap < 1.8 for gap in gaps), gaps
+    assert all(b.id for b in beats)  # heartbeats carry the cursor, so quiet clients stay resumable
+
+
+def test_same_type_events_within_window_share_one_message(gateway, bus):
+    with stream(gateway) as client:
+        started = time.time()
+        for i in range(5):
+            bus.publish("pricing", ev("PRICE_CHANGE", f"l-{i}", oldPrice=1, newPrice=2))
+            time.sleep(0.02)
+        bus.publish("orders", ev("ORDER_RECEIVED", "o-1", "created"))
+        got = [client.next_event(5), client.next_event(5)]
+        by_type = {m.event: m for m in got}
+        assert set(by_type) == {"PRICE_CHANGE", "ORDER_RECEIVED"}  # different types never share
+        price = by_type["PRICE_CHANGE"].json
+        assert price["type"] == "PRICE_CHANGE" and price["count"] == 5
+        assert [e["payload"]["id"] for e in price["events"]] == [f"l-{i}" for i in range(5)]
+        assert all(e["id"] and e["timestamp"] for e in price["events"])
+        assert by_type["PRICE_CHANGE"].received_at - started < 0.2 + 0.5  # one window + margin
+        assert by_type["PRICE_CHANGE"].id
+
+
+def test_window_is_not_reset_by_a_continuous_stream(gateway, bus):
+    """Regression for the seed's starvation: a steady stream must still flush every window."""
+    sent_at = {}
+    with stream(gateway, "?channels=inventory") as client:
+        reader = ThreadPoolExecutor(1).submit(client.collect, 3.5)  # reads while we publish
+        for i in range(40):  # one event every 50 ms for 2 s, window 200 ms
+            sent_at[f"p-{i}"] = time.time()
+            bus.publish("inventory", ev("INVENTORY_CHANGE", f"p-{i}"))
+            time.sleep(0.05)
+        messages = [m for m in reader.result() if m.event == "INVENTORY_CHANGE"]
+    delays = {pid: m.received_at - sent_at[pid] for m in messages for pid in payload_ids(m)}
+    assert set(delays) == set(sent_at)
+    assert len(messages) >= 6  # about one per 200 ms window, not one at the end
+    assert max(delays.values()) < 0.2 + 0.6, max(delays.values())
+
+
+def test_big_window_is_truncated_with_full_count(gateway, bus):
+    with stream(gateway, "?channels=listings") as client:
+        bus.publish_many("listings", [ev("LISTING_UPDATE", f"x-{i}") for i in range(1000)])
+        message = client.next_event(5)
+        body = message.json
+        assert body["count"] == 1000 and body["truncated"] is True
+        assert len(body["events"]) == 100 and payload_ids(message)[:2] == ["x-0", "x-1"]
+        assert all(m.event == "heartbeat" for m in client.collect(0.6))
+
+
+def test_zero_window_sends_each_event_on_its_own(gateway_factory, bus):
+    gateway = gateway_factory(SSE_DEBOUNCE_WINDOW="0")
+    with stream(gateway, "?channels=orders") as client:
+        bus.publish_many("orders", [ev("ORDER_RECEIVED", f"o-{i}", "created") for i in range(3)])
+        got = [client.next_event(5) for _ in range(3)]
+    assert [m.json["count"] for m in got] == [1, 1, 1]
+    assert [payload_ids(m)[0] for m in got] == ["o-0", "o-1", "o-2"]
+
+
+def test_resume_after_disconnect_loses_no_event(gateway, bus):
+    with stream(gateway, "?channels=inventory,orders") as client:
+        bus.publish("inventory", ev("INVENTORY_CHANGE", "before"))
+        assert payload_ids(client.next_event(5)) == ["before"]
+        last_id = client.last_id
+    missed_inventory = [ev("INVENTORY_CHANGE", f"p-{i}") for i in range(5)]
+    bus.publish_many("inventory", missed_inventory)
+    bus.publish("orders", ev("ORDER_RECEIVED", "o-away", "created"))
+    bus.publish("pricing", ev("PRICE_CHANGE", "not-mine"))
+    with SSEClient(gateway.url + "/api/realtime/events?channels=inventory,orders",
+                   {**KEY, "Last-Event-ID": last_id}) as client:
+        connected = client.next(5)
+        assert connected.event == "connected" and connected.json["resumed"] is True
+        got = [client.next_event(5) for _ in range(2)]
+    seen = {m.event: payload_ids(m) for m in got}
+    assert seen == {"INVENTORY_CHANGE": [f"p-{i}" for i in range(5)], "ORDER_RECEIVED": ["o-away"]}
+
+
+def test_resume_with_query_parameter_for_clients_without_headers(gateway, bus):
+    with stream(gateway, "?channels=orders") as client:
+        bus.publish("orders", ev("ORDER_RECEIVED", "o-1", "created"))
+        client.next_event(5)
+        last_id = client.last_id
+    bus.publish("orders", ev("ORDER_RECEIVED", "o-2", "created"))
+    with SSEClient(f"{gateway.url}/api/realtime/events?channels=orders&lastEventId={last_id}", KEY) as client:
+        assert client.next(5).json["resumed"] is True
+        assert payload_ids(client.next_event(5)) == ["o-2"]
+
+
+def test_id_never_skips_an_event_waiting_in_another_window(gateway_factory, bus):
+    """An order leaves while a price change still waits: resuming from the order's id gets it."""
+    gateway = gateway_factory(SSE_DEBOUNCE_WINDOW="1500")
+    with stream(gateway, "?channels=orders,pricing") as client:
+        bus.publish("orders", ev("ORDER_RECEIVED", "o-1", "created"))
+        time.sleep(0.5)
+        bus.publish("pricing", ev("PRICE_CHANGE", "l-1"))
+        message = client.next_event(5)
+        assert message.event == "ORDER_RECEIVED"
+        last_id = message.id
+    time.sleep(1.5)  # the price change leaves while we are away
+    with SSEClient(gateway.url + "/api/realtime/events?channels=orders,pricing",
+                   {**KEY, "Last-Event-ID": last_id}) as client:
+        assert client.next(5).json["resumed"] is True
+        replayed = client.next_event(5)
+    assert replayed.event == "PRICE_CHANGE" and payload_ids(replayed) == ["l-1"]
+
+
+@pytest.mark.parametrize("last_id", ["999999999999999-0", "not-an-id"])
+def test_unknown_last_event_id_gets_reset(gateway, last_id):
+    with SSEClient(gateway.url + "/api/realtime/events", {**KEY, "Last-Event-ID": last_id}) as client:
+        connected = client.next(5)
+        assert connected.event == "connected" and connected.json["resumed"] is False
+        assert client.next(5).event == "reset"
+
+
+def test_id_older_than_the_history_gets_reset(gateway_factory, bus, settings):
+    gateway = gateway_factory(REALTIME_HISTORY_MAX="100")
+    small = EventBus()
+    small.initialize(Settings.from_env({**settings.env_items(), "REALTIME_HISTORY_MAX": "100"}))
+    first = small.publish("listings", ev("LISTING_UPDATE", "old"))
+    small.publish_many("listings", [ev("LISTING_UPDATE", f"n-{i}") for i in range(400)])
+    small.close()
+    with SSEClient(gateway.url + "/api/realtime/events", {**KEY, "Last-Event-ID": first}) as client:
+        assert client.next(5).json["resumed"] is False
+        assert client.next(5).event == "reset"
+
+
+def test_disabled_realtime_answers_503_and_publishes_nothing(gateway_factory):
+    gateway = gateway_factory(REALTIME_ENABLED="false")
+    response = requests.get(gateway.url + "/api/realtime/events", headers=KEY, timeout=5)
+    assert response.status_code == 503 and "REALTIME_ENABLED" in response.json()["error"]
+    test = requests.post(gateway.url + "/api/realtime/test", headers=KEY, timeout=5)
+    assert test.json()["published"] is False
+
+
+def test_connection_limit_answers_503_with_retry_after(gateway_factory):
+    gateway = gateway_factory(SSE_MAX_CONNECTIONS="2")
+    with stream(gateway), stream(gateway):
+        response = requests.get(gateway.url + "/api/realtime/events", headers=KEY, timeout=5)
+        assert response.status_code == 503 and response.headers["Retry-After"]
+    with stream(gateway):  # room again once they left
+        pass
+
+
+def _open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def _status(gateway) -> dict:
+    return requests.get(gateway.url + "/api/realtime/status", headers=KEY, timeout=5).json()
+
+
+def test_client_that_left_is_cleaned_up_within_a_heartbeat(gateway, redis_client):
+    pid = _status(gateway)["process"]["pid"]
+    baseline_fds = _open_fds(pid)
+    baseline_redis = len(redis_client.client_list())
+    clients = [stream(gateway) for _ in range(20)]
+    assert _status(gateway)["process"]["activeConnections"] == 20
+    for c in clients:
+        c.close()
+    deadline = time.time() + 1.0 + 0.5  # one heartbeat + margin
+    while time.time() < deadline and _status(gateway)["process"]["activeConnections"]:
+        time.sleep(0.05)
+    assert _status(gateway)["process"]["activeConnections"] == 0
+    assert _open_fds(pid) <= baseline_fds + 1  # no leaked sockets
+    assert len(redis_client.client_list()) <= baseline_redis + 1
+    listed = requests.get(gateway.url + "/api/realtime/connections", headers=KEY, timeout=5).json()
+    assert listed["total"] == 0
+
+
+def test_connections_lists_open_streams(gateway, bus):
+    with stream(gateway, "?channels=orders") as client:
+        bus.publish("orders", ev("ORDER_RECEIVED", "o-1", "created"))
+        client.next_event(5)
+        time.sleep(0.5)  # a report interval
+        body = requests.get(gateway.url + "/api/realtime/connections", headers=KEY, timeout=5).json()
+    (conn,) = body["connections"]
+    assert conn["channels"] == ["orders"] and conn["bytesSent"] > 0
+    assert conn["connectedAt"] and conn["lastEventAt"]
+
+
+def test_slow_client_is_dropped_while_a_fast_client_keeps_its_latency(gateway_factory, bus):
+    gateway = gateway_factory(SSE_DEBOUNCE_WINDOW="0", SSE_CLIENT_BUFFER="65536", SSE_SEND_TIMEOUT="2000")
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.connect(("127.0.0.1", gateway.port))
+    slow.sendall(b"GET /api/realtime/events?channels=listings HTTP/1.1\r\nHost: x\r\nX-API-Key: test-key\r\n\r\n")
+    time.sleep(0.3)
+    blob = "x" * 10000
+    delays = []
+    with stream(gateway, "?channels=listings") as fast:
+        for i in range(300):  # ~3 MB: far past the slow client's buffers
+            sent = time.time()
+            bus.publish("listings", ev("LISTING_UPDATE", f"l-{i}", blob=blob))
+            message = fast.next_event(5)
+            delays.append(message.received_at - sent)
+            assert payload_ids(message) == [f"l-{i}"]
+    stats = requests.get(gateway.url + "/api/realtime/stats", headers=KEY, timeout=5).json()
+    slow.close()
+    assert stats["slowClientsDropped"] == 1
+    assert stats["types"]["LISTING_UPDATE"]["dropped"] >= 1
+    assert sorted(delays)[int(len(delays) * 0.95)] < 0.25, max(delays)
+
+
+def test_post_test_publishes_a_listing_update(gateway):
+    with stream(gateway, "?channels=listings") as client:
+        response = requests.post(gateway.url + "/api/realtime/test", headers=KEY, timeout=5)
+        assert response.status_code == 201
+        created = response.json()
+        message = client.next_event(5)
+    assert created["type"] == "LISTING_UPDATE" and created["published"] is True
+    assert message.json["events"][0]["id"] == created["id"]
+
+
+def test_status_and_stats_report_settings_and_counts(gateway, bus):
+    with stream(gateway, "?channels=orders") as client:
+        bus.publish_many("orders", [ev("ORDER_RECEIVED", f"o-{i}", "created") for i in range(3)])
+        client.next_event(5)
+        time.sleep(0.6)
+        status = _status(gateway)
+        stats = requests.get(gateway.url + "/api/realtime/stats?days=7", headers=KEY, timeout=5).json()
+    assert status["enabled"] is True and status["redisReachable"] is True
+    assert status["heartbeatInterval"] == 1000 and status["debounceWindow"] == 200
+    assert status["activeConnections"] == 1 and status["process"]["uptime"] > 0
+    orders = stats["types"]["ORDER_RECEIVED"]
+    assert orders["delivered"] == 3 and orders["messages"] == 1 and orders["coalesced"] == 2
+    assert orders["publishedToday"] == 3
+    assert stats["latencyMs"]["p50"] is not None and len(stats["days"]) == 7
+    assert stats["days"][0]["types"]["ORDER_RECEIVED"]["published"] == 3
+    assert stats["days"][0]["types"]["ORDER_RECEIVED"]["delivered"] == 3
+    bad = requests.get(gateway.url + "/api/realtime/stats?days=x", headers=KEY, timeout=5)
+    assert bad.status_code == 400 and json.loads(bad.text)["error"]
