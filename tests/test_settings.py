@@ -1,0 +1,40 @@
+"""Settings: read from the environment, wrong values named, every key documented."""
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from shared.config import Settings, read_env_file
+from shared.exceptions import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_defaults_follow_the_phase_27_spec():
+    s = Settings.from_env({})
+    assert (s.heartbeat_interval_ms, s.debounce_window_ms, s.realtime_enabled) == (30000, 500, True)
+
+
+def test_a_wrong_value_names_its_key():
+    with pytest.raises(ConfigError, match="SSE_DEBOUNCE_WINDOW"):
+        Settings.from_env({"SSE_DEBOUNCE_WINDOW": "soon"})
+    with pytest.raises(ConfigError, match="REALTIME_ENABLED"):
+        Settings.from_env({"REALTIME_ENABLED": "maybe"})
+
+
+def test_env_example_lists_every_setting_with_a_comment():
+    example = read_env_file(str(ROOT / ".env.example"))
+    text = (ROOT / ".env.example").read_text()
+    for f in fields(Settings):
+        key = f.metadata["env"]
+        assert key in example, f"{key} is missing from .env.example"
+        line_before = text.split(f"\n{key}=")[0].rstrip().splitlines()[-1]
+        assert line_before.startswith("#"), f"{key} has no comment line in .env.example"
+    Settings.from_env(example)  # and its values parse
+
+
+def test_token_secret_is_the_same_for_every_process_without_secret_key():
+    a = Settings.from_env({"API_KEYS": "k1,k2"})
+    b = Settings.from_env({"API_KEYS": "k2,k1"})
+    assert a.token_secret == b.token_secret != Settings.from_env({"API_KEYS": "k3"}).token_secret
