@@ -45,3 +45,22 @@ def worker_exit(server, worker):
 # gunicorn 25+ opens a control socket at one fixed path; several gateways (tests, bench)
 # on one machine would fight over it.
 control_socket_disable = True
+
+
+def post_worker_init(worker):
+    """Close every stream as soon as the worker is asked to stop.
+
+    gunicorn waits up to graceful_timeout for requests to end, and a stream never ends by
+    itself: without this, every restart would hold dashboards for that long before they
+    reconnect (with Last-Event-ID) elsewhere.
+    """
+    import gevent
+
+    def close_streams_on_stop():
+        while worker.alive:
+            gevent.sleep(0.2)
+        hub = worker.wsgi.extensions.get("rakuda_hub") if hasattr(worker.wsgi, "extensions") else None
+        if hub is not None and hub.running:
+            hub.stop()
+
+    gevent.spawn(close_streams_on_stop)

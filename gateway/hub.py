@@ -87,7 +87,19 @@ class Hub:
         if self._greenlets:
             return
         for loop in (self._read_forever, self._flush_forever, self._beat_forever, self._report_forever):
-            self._greenlets.append(gevent.spawn(loop))
+            self._greenlets.append(gevent.spawn(self._supervise, loop))
+
+    @staticmethod
+    def _supervise(loop: Callable[[], None]) -> None:
+        """Run ``loop`` for ever: a bug in one message must not silently stop the stream."""
+        while True:
+            try:
+                loop()
+            except gevent.GreenletExit:
+                raise
+            except Exception:
+                log.exception("%s failed; restarting it in 1 s", loop.__name__)
+                gevent.sleep(1)
 
     @property
     def running(self) -> bool:

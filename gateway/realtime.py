@@ -42,7 +42,7 @@ def redis_reachable(client: redis.Redis) -> bool:
 def parse_channels(raw: str | None) -> list[str]:
     """``inventory,orders`` → full channel names; 400 naming the unknown ones."""
     if raw is None or not raw.strip():
-        return list(EVENT_CHANNELS.values())
+        return sorted(EVENT_CHANNELS.values())
     names = [part.strip() for part in raw.split(",") if part.strip()]
     unknown = [n for n in names if n not in CHANNEL_NAMES and n not in CHANNEL_NAMES.values()]
     if unknown:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -306,3 +307,12 @@ def test_status_and_stats_report_settings_and_counts(gateway, bus):
     assert stats["days"][0]["types"]["ORDER_RECEIVED"]["delivered"] == 3
     bad = requests.get(gateway.url + "/api/realtime/stats?days=x", headers=KEY, timeout=5)
     assert bad.status_code == 400 and json.loads(bad.text)["error"]
+
+
+def test_stopping_the_gateway_ends_streams_at_once_so_clients_reconnect(gateway):
+    with stream(gateway) as client:
+        started = time.time()
+        gateway.stop()
+        with pytest.raises((EOFError, OSError, http.client.HTTPException)):
+            client.collect(8) and client.next(1)
+    assert time.time() - started < 3  # not gunicorn's graceful_timeout per stream
