@@ -48,7 +48,7 @@ control_socket_disable = True
 
 
 def post_worker_init(worker):
-    """Close every stream as soon as the worker is asked to stop.
+    """Start the hub; close every stream as soon as the worker is asked to stop.
 
     gunicorn waits up to graceful_timeout for requests to end, and a stream never ends by
     itself: without this, every restart would hold dashboards for that long before they
@@ -56,11 +56,17 @@ def post_worker_init(worker):
     """
     import gevent
 
+    hub = worker.wsgi.extensions.get("rakuda_hub") if hasattr(worker.wsgi, "extensions") else None
+    if hub is None:
+        return
+    # Start reading and reporting now: an idle worker still counts in /status and learns
+    # which addresses other processes blocked.
+    hub.start()
+
     def close_streams_on_stop():
         while worker.alive:
             gevent.sleep(0.2)
-        hub = worker.wsgi.extensions.get("rakuda_hub") if hasattr(worker.wsgi, "extensions") else None
-        if hub is not None and hub.running:
+        if hub.running:
             hub.stop()
 
     gevent.spawn(close_streams_on_stop)

@@ -279,7 +279,6 @@ class Hub:
 
     def _report_forever(self) -> None:
         while True:
-            gevent.sleep(self.settings.report_interval_s)
             try:
                 self.report()
             except redis.RedisError as exc:
@@ -289,6 +288,7 @@ class Hub:
                     callback()
                 except redis.RedisError as exc:
                     log.debug("report callback skipped: %s", exc)
+            gevent.sleep(self.settings.report_interval_s)
 
     def report(self) -> None:
         """Publish this process's snapshot (with a TTL) and add its new deliveries to today's stats."""

@@ -84,12 +84,14 @@ class EventBus:
         self._settings: Settings | None = None
         self._script: Any = None
         self._subscriptions: list[Subscription] = []
+        self._owns_redis = False
 
     # --- lifecycle ---
     def initialize(self, settings: Settings | None = None, client: redis.Redis | None = None) -> None:
         """Bind to Redis (``settings.redis_url`` unless a client is given). Safe to call again."""
         self.close()
         self._settings = settings or get_settings()
+        self._owns_redis = client is None
         self._redis = client or redis_from_url(self._settings.redis_url)
         self._script = self._redis.register_script(_PUBLISH_SCRIPT)
 
@@ -113,6 +115,8 @@ class EventBus:
         self._subscriptions.clear()
         if self._redis is not None:
             self._redis.close()
+            if self._owns_redis:  # Redis.close() leaves a pool it was given connected
+                self._redis.connection_pool.disconnect()
         self._redis = None
         self._script = None
 
