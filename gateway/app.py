@@ -7,10 +7,13 @@ import logging
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from gateway.api import api_bp
 from gateway.auth import Authenticator
+from gateway.dashboard import dashboard_bp
 from gateway.errors import HttpError, render
 from gateway.hub import Hub
 from gateway.realtime import health_bp, realtime_bp
+from gateway.webhooks import webhooks_bp
 from shared.config import Settings
 from shared.event_bus import EventBus
 from shared.redis_client import redis_from_url
@@ -24,7 +27,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["RAKUDA_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = max(settings.webhook_max_bytes, 64 * 1024)
 
-    commands = redis_from_url(settings.redis_url, max_connections=20)
+    commands = redis_from_url(settings.redis_url, max_connections=20, client_name="rakuda-gateway")
     bus = EventBus()
     bus.initialize(settings, client=commands)
     auth = Authenticator(settings, commands)
@@ -34,6 +37,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app.register_blueprint(health_bp)
     app.register_blueprint(realtime_bp)
+    app.register_blueprint(webhooks_bp)
+    app.register_blueprint(api_bp)
+    app.register_blueprint(dashboard_bp)
 
     app.register_error_handler(HttpError, render)
 

@@ -18,6 +18,8 @@ from collections.abc import Callable
 import gevent
 from gevent.socket import wait_write
 
+from gateway.stream_ids import ZERO, StreamId
+
 log = logging.getLogger(__name__)
 
 
@@ -49,6 +51,7 @@ class StreamClient:
         self.messages_sent = 0
         self.closed = False
         self.close_reason = ""
+        self.resume_until: StreamId = ZERO  # set by the hub: what a resume must replay up to
         self._pending = bytearray()
         self._held: bytearray | None = bytearray()  # live messages held back during replay
         self._drainer: gevent.Greenlet | None = None

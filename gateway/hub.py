@@ -133,7 +133,7 @@ class Hub:
             send_timeout_s=self.settings.send_timeout_ms / 1000, on_close=self._forget, remote=remote,
         )
         # Everything of these types up to here has been flushed: a resume replays up to it.
-        client.resume_until = self.debouncer.cursor(types)  # type: ignore[attr-defined]
+        client.resume_until = self.debouncer.cursor(types)
         self.clients[client.id] = client
         for event_type in types:
             self.by_type[event_type].add(client)
@@ -168,7 +168,7 @@ class Hub:
 
     def replay(self, client: StreamClient, after: StreamId) -> Iterator[bytes]:
         """The messages a resuming client missed, in stream order, each with its cursor id."""
-        until: StreamId = client.resume_until  # type: ignore[attr-defined]
+        until = client.resume_until
         run_type, run, run_last = None, [], after
         for sid, event_type, body in history.replay_entries(self.redis, after, until, client.types):
             if run and (event_type != run_type or len(run) >= self.settings.batch_max_events):
@@ -187,7 +187,8 @@ class Hub:
 
     # --- the loops ---
     def _read_forever(self) -> None:
-        reader = redis_from_url(self.settings.redis_url, max_connections=1, socket_timeout=READ_BLOCK_MS / 1000 + 5)
+        reader = redis_from_url(self.settings.redis_url, max_connections=1, socket_timeout=READ_BLOCK_MS / 1000 + 5,
+                                client_name="rakuda-gateway-reader")
         backoff = 0.1
         while True:
             try:

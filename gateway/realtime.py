@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 
@@ -17,6 +18,8 @@ from shared.constants import CHANNEL_NAMES, EVENT_CHANNELS
 from shared.event_bus import EventBus
 from shared.exceptions import PublishError
 from shared.realtime import RealTimeEvent
+
+log = logging.getLogger(__name__)
 
 realtime_bp = Blueprint("realtime", __name__, url_prefix="/api/realtime")
 health_bp = Blueprint("health", __name__)
@@ -72,36 +75,37 @@ def events() -> Response:
         hub.ensure_position()
     except redis.RedisError as exc:
         raise HttpError(503, f"Redis is unreachable, try again shortly: {exc}", headers={"Retry-After": "2"}) from None
-    client = hub.connect(types_for_channels(channels), sock, chunked=chunked, remote=request.remote_addr or "")
-    plan = hub.plan_resume(last_event_id)
-    first = messages.json_message(
-        "connected",
-        {
-            "connectionId": client.id,
-            "channels": [c.rsplit(":", 1)[1] for c in channels],
-            "heartbeatInterval": settings.heartbeat_interval_ms,
-            "debounceWindow": settings.debounce_window_ms,
-            "resumed": plan.resumed,
-            "processId": hub.process_id,
-        },
-        retry=settings.retry_ms,
-    )
-    if plan.reset:
-        first += messages.json_message(
-            "reset", {"reason": "the requested Last-Event-ID is unknown or older than the history",
-                      "lastEventId": last_event_id},
-            cursor=client.resume_until,  # type: ignore[attr-defined]
-        )
+    types = types_for_channels(channels)
+    remote = request.remote_addr or ""
+    hello = {
+        "channels": [c.rsplit(":", 1)[1] for c in channels],
+        "heartbeatInterval": settings.heartbeat_interval_ms,
+        "debounceWindow": settings.debounce_window_ms,
+        "processId": hub.process_id,
+    }
 
     def stream() -> Iterator[bytes]:
+        # Registered only once gunicorn runs this generator, so the ``finally`` always
+        # unregisters it before gunicorn closes the socket (and its fd can be reused).
+        client = hub.connect(types, sock, chunked=chunked, remote=remote)
         try:
+            plan = hub.plan_resume(last_event_id)
+            first = messages.json_message(
+                "connected", {"connectionId": client.id, **hello, "resumed": plan.resumed}, retry=settings.retry_ms
+            )
+            if plan.reset:
+                first += messages.json_message(
+                    "reset", {"reason": "the requested Last-Event-ID is unknown or older than the history",
+                              "lastEventId": last_event_id},
+                    cursor=client.resume_until,
+                )
             yield first  # gunicorn writes the headers and this at once; from here the hub writes
             if plan.after is not None:
                 try:
                     for message in hub.replay(client, plan.after):
                         client.write_now(message)
                 except redis.RedisError as exc:
-                    current_app.logger.warning("replay for %s failed: %s", client.id, exc)
+                    log.warning("replay for stream %s failed: %s", client.id, exc)
                     reset = messages.json_message("reset", {"reason": "history unavailable"})
                     client.write_now(messages.sse.chunk(reset) if client.chunked else reset)
             client.release()

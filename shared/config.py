@@ -91,6 +91,26 @@ class Settings:
     joom_webhook_secret: str = setting("JOOM_WEBHOOK_SECRET", "")
     webhook_max_bytes: int = setting("WEBHOOK_MAX_BYTES", 262144, _int, minimum=1)
     price_change_threshold_percent: float = setting("PRICE_CHANGE_THRESHOLD_PERCENT", 10.0, _float)
+    # --- Beat intervals (seconds) and task tuning ---
+    inventory_check_interval_s: float = setting("INVENTORY_CHECK_INTERVAL", 60.0, _float)
+    inventory_recheck_after_s: float = setting("INVENTORY_RECHECK_AFTER", 3600.0, _float)
+    inventory_batch_size: int = setting("INVENTORY_BATCH_SIZE", 50, _int, minimum=1)
+    price_sync_interval_s: float = setting("PRICE_SYNC_INTERVAL", 300.0, _float)
+    price_sync_batch_size: int = setting("PRICE_SYNC_BATCH_SIZE", 100, _int, minimum=1)
+    outbox_relay_interval_s: float = setting("OUTBOX_RELAY_INTERVAL", 5.0, _float)
+    webhook_sweep_interval_s: float = setting("WEBHOOK_SWEEP_INTERVAL", 30.0, _float)
+    webhook_sweep_after_s: float = setting("WEBHOOK_SWEEP_AFTER", 30.0, _float)
+    demo_orders_interval_s: float = setting("DEMO_ORDERS_INTERVAL", 0.0, _float)
+    celery_visibility_timeout_s: int = setting("CELERY_VISIBILITY_TIMEOUT", 3600, _int, minimum=1)
+    beat_lock_ttl_s: float = setting("BEAT_LOCK_TTL", 30.0, _float)
+    task_max_retries: int = setting("TASK_MAX_RETRIES", 5, _int)
+    task_retry_backoff_s: float = setting("TASK_RETRY_BACKOFF", 2.0, _float)
+    task_retry_backoff_max_s: float = setting("TASK_RETRY_BACKOFF_MAX", 300.0, _float)
+    # --- Supplier and marketplace clients (empty URL: the seeded sandbox simulator) ---
+    supplier_api_url: str = setting("SUPPLIER_API_URL", "")
+    marketplace_api_url: str = setting("MARKETPLACE_API_URL", "")
+    client_timeout_s: float = setting("CLIENT_TIMEOUT", 10.0, _float)
+    sandbox_seed: int = setting("SANDBOX_SEED", 27, _int)
 
     @property
     def broker_url(self) -> str:

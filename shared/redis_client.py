@@ -5,7 +5,9 @@ from __future__ import annotations
 import redis
 
 
-def redis_from_url(url: str, *, max_connections: int = 20, socket_timeout: float | None = 5.0) -> redis.Redis:
+def redis_from_url(
+    url: str, *, max_connections: int = 20, socket_timeout: float | None = 5.0, client_name: str | None = None
+) -> redis.Redis:
     """A client whose pool waits for a free connection instead of failing past its size.
 
     redis-py 8's default pool raises past 100 connections; a gevent server with hundreds of
@@ -18,5 +20,6 @@ def redis_from_url(url: str, *, max_connections: int = 20, socket_timeout: float
         socket_timeout=socket_timeout,
         socket_connect_timeout=2.0,
         health_check_interval=30,
+        client_name=client_name,  # shows in CLIENT LIST: who holds which connection
     )
     return redis.Redis(connection_pool=pool)

@@ -1,7 +1,7 @@
 // The browser's side of the event stream (the seed's useRealtimeEvents), as a plain ES module:
 //
-//   import { RealtimeConnection, QueryCache } from "/static/realtime.js";
-//   const rt = new RealtimeConnection({ getApiKey: () => key });
+//   import { RealtimeConnection, TabSharedConnection, QueryCache } from "/static/realtime.js";
+//   const rt = new TabSharedConnection(new RealtimeConnection({ getApiKey: () => key }));
 //   rt.subscribe("INVENTORY_CHANGE", (message) => ...);  rt.attach(cache);  rt.start();
 //
 // Before each (re)connect it trades the API key for a short-lived token (POST
@@ -19,6 +19,7 @@ export { QueryCache } from "./lib/query-cache.js";
 export { INVALIDATION_MAP, queriesFor } from "./lib/invalidation.js";
 export { describeStatus } from "./lib/status.js";
 export { describeMessage, detailHref } from "./lib/messages.js";
+export { TabSharedConnection } from "./shared-tabs.js";
 
 export const ALL_CHANNELS = Object.freeze(["inventory", "orders", "pricing", "listings"]);
 
@@ -36,6 +37,7 @@ export class RealtimeConnection {
     channels = ALL_CHANNELS,
     getApiKey,
     backoff = {},
+    connectTimeoutMs = 15000,
     fetch = globalThis.fetch?.bind(globalThis),
     EventSource = globalThis.EventSource,
     timers = globalThis,
@@ -43,7 +45,7 @@ export class RealtimeConnection {
     random = Math.random,
   } = {}) {
     if (typeof getApiKey !== "function") throw new TypeError("getApiKey must be a function returning the API key");
-    Object.assign(this, { baseUrl, channels, getApiKey, backoff, fetch, EventSource, timers, now, random });
+    Object.assign(this, { baseUrl, channels, getApiKey, backoff, connectTimeoutMs, fetch, EventSource, timers, now, random });
     this.handlers = new Map(); // type or "*" -> Set(handler)
     this.statusListeners = new Set();
     this.resetListeners = new Set();
@@ -54,6 +56,8 @@ export class RealtimeConnection {
     this.timer = null;
     this.watchdog = null;
     this.everConnected = false;
+    this.run = 0; // bumped by start/stop, so callbacks of an earlier run do nothing
+    this.stopped = true;
     this.state = { phase: "disconnected", connectedAt: null, lastHeartbeatAt: null, retryAt: null,
       attempt: 0, reason: "not started", authFailed: false, heartbeatInterval: null };
   }
@@ -97,36 +101,43 @@ export class RealtimeConnection {
   }
 
   start() {
+    this._halt();
     this.stopped = false;
     this.state.attempt = 0;
     this._set({ phase: "connecting", reason: null, authFailed: false });
-    this._connect();
+    this._connect(this.run);
   }
 
   stop(reason = "stopped") {
+    this._halt();
+    this._set({ phase: "disconnected", reason, retryAt: null });
+  }
+
+  /** End the current run: its stream, its timers, and any token request still on its way. */
+  _halt() {
+    this.run += 1;
     this.stopped = true;
     this._closeSource();
     this.timers.clearTimeout(this.timer);
     this.timer = null;
-    this._set({ phase: "disconnected", reason, retryAt: null });
   }
 
-  async _connect() {
+  async _connect(run) {
     this.timer = null;
-    if (this.stopped) return;
+    if (run !== this.run) return;
     try {
       await this._fetchToken();
     } catch (error) {
-      if (this.stopped) return;
+      if (run !== this.run) return;
       if (error instanceof AuthError) {
+        this._halt();
         this._set({ phase: "disconnected", reason: `authentication failed (${error.message})`, authFailed: true });
-        this.stopped = true;
         return;
       }
       this._scheduleReconnect(`gateway unreachable: ${error.message}`);
       return;
     }
-    if (this.stopped) return;
+    if (run !== this.run) return;
     this._open();
   }
 
@@ -134,12 +145,16 @@ export class RealtimeConnection {
     const key = this.getApiKey();
     if (!key) throw new AuthError("no API key entered", 401);
     let response;
+    const abort = typeof AbortController === "function" ? new AbortController() : null;
+    const timer = this.timers.setTimeout(() => abort?.abort(), this.connectTimeoutMs);
     try {
       response = await this.fetch(`${this.baseUrl}/api/realtime/token`, {
-        method: "POST", headers: { "X-API-Key": key }, credentials: "same-origin",
+        method: "POST", headers: { "X-API-Key": key }, credentials: "same-origin", signal: abort?.signal,
       });
     } catch (error) {
-      throw new Error(error?.message || "network error");
+      throw new Error(abort?.signal.aborted ? `no answer within ${this.connectTimeoutMs / 1000} s` : error?.message || "network error");
+    } finally {
+      this.timers.clearTimeout(timer);
     }
     const body = await response.json().catch(() => ({}));
     if (response.status === 401 || response.status === 429) {
@@ -165,6 +180,11 @@ export class RealtimeConnection {
       const reason = this.state.phase === "connected" ? "the stream was closed" : "the stream could not be opened";
       this._scheduleReconnect(reason);
     });
+    // A gateway that accepts the connection but never answers is as good as down.
+    this.watchdog = this.timers.setTimeout(mine(() => {
+      this._closeSource();
+      this._scheduleReconnect(`no answer from the stream within ${this.connectTimeoutMs / 1000} s`);
+    }), this.connectTimeoutMs);
   }
 
   _onConnected(e) {
@@ -242,7 +262,8 @@ export class RealtimeConnection {
     const delay = backoffDelay(this.state.attempt, this.backoff, this.random);
     this._set({ phase: "reconnecting", retryAt: this.now() + delay, attempt: this.state.attempt + 1, reason });
     this.timers.clearTimeout(this.timer);
-    this.timer = this.timers.setTimeout(() => this._connect(), delay);
+    const run = this.run;
+    this.timer = this.timers.setTimeout(() => this._connect(run), delay);
   }
 
   _set(changes) {

@@ -1,39 +1,67 @@
 // What a stream message means to a person: the toast text and where a click leads.
+// The pipeline's events (tasks/) put the database id of their subject in payload.id; a
+// PRICE_CHANGE of a supplier's price (kind "purchase") is about a product, not a listing.
 
 const NAMES = Object.freeze({
-  INVENTORY_CHANGE: { one: "Inventory change", many: "inventory changes", list: "/#products" },
-  ORDER_RECEIVED: { one: "New order", many: "new orders", list: "/#orders" },
-  PRICE_CHANGE: { one: "Price change", many: "price changes", list: "/#listings" },
-  LISTING_UPDATE: { one: "Listing update", many: "listing updates", list: "/#listings" },
+  INVENTORY_CHANGE: { many: "inventory changes", list: "/#products" },
+  ORDER_RECEIVED: { many: "orders received", list: "/#orders" },
+  PRICE_CHANGE: { many: "price changes", list: "/#listings" },
+  LISTING_UPDATE: { many: "listing updates", list: "/#listings" },
 });
 
-/** The detail page of one event, or null when it has none (a deletion, an unknown type). */
-export function detailHref(event) {
+/** The page an event is about: { page: "products" | "listings" | "orders", noun, id }, or null. */
+export function subjectOf(event) {
   const payload = event?.payload ?? {};
   const data = payload.data ?? {};
-  if (payload.action === "deleted") return null;
-  const page = {
-    INVENTORY_CHANGE: ["products", data.productId ?? payload.id],
-    ORDER_RECEIVED: ["orders", data.orderId ?? payload.id],
-    PRICE_CHANGE: ["listings", data.listingId ?? payload.id],
-    LISTING_UPDATE: ["listings", data.listingId ?? payload.id],
-  }[event?.type];
-  if (!page || page[1] === undefined || page[1] === null || page[1] === "") return null;
-  return `/${page[0]}/${encodeURIComponent(String(page[1]))}`;
+  switch (event?.type) {
+    case "INVENTORY_CHANGE":
+      return { page: "products", noun: "product", id: data.productId ?? payload.id };
+    case "ORDER_RECEIVED": // data.orderId is the marketplace's order number, not ours
+      return { page: "orders", noun: "order", id: payload.id };
+    case "PRICE_CHANGE":
+      if (data.listingId == null && (data.kind === "purchase" || data.productId != null)) {
+        return { page: "products", noun: "product", id: data.productId ?? payload.id };
+      }
+      return { page: "listings", noun: "listing", id: data.listingId ?? payload.id };
+    case "LISTING_UPDATE":
+      return { page: "listings", noun: "listing", id: data.listingId ?? payload.id };
+    default:
+      return null;
+  }
 }
 
-/** { text, href } for a batch message `{type, count, events, truncated?}`. */
+/** The detail page of one event, or null when it has none. */
+export function detailHref(event) {
+  const subject = subjectOf(event);
+  // POST /api/realtime/test announces a listing that does not exist.
+  if (!subject || subject.id == null || subject.id === "" || event.payload?.data?.test === true) return null;
+  return `/${subject.page}/${encodeURIComponent(String(subject.id))}`;
+}
+
+function oneText(event) {
+  const subject = subjectOf(event);
+  const action = event.payload?.action ?? "changed";
+  switch (event.type) {
+    case "INVENTORY_CHANGE":
+      return `Inventory change: product ${subject.id} ${action}`;
+    case "ORDER_RECEIVED":
+      return `Order ${subject.id} ${action === "created" ? "received" : action}`;
+    case "PRICE_CHANGE":
+      return `Price change: ${subject.noun} ${subject.id} ${action}`;
+    case "LISTING_UPDATE":
+      return `Listing ${subject.id} ${action}`;
+    default:
+      return `${event.type}: ${event.payload?.id} ${action}`;
+  }
+}
+
+/** { text, href } for a stream message `{type, count, events, truncated?}`. */
 export function describeMessage(message) {
-  const names = NAMES[message.type] ?? { one: message.type, many: `${message.type} events`, list: "/" };
+  const names = NAMES[message.type] ?? { many: `${message.type} events`, list: "/" };
   const events = message.events ?? [];
   const count = message.count ?? events.length;
   if (count === 1 && events.length === 1) {
-    const event = events[0];
-    const payload = event.payload ?? {};
-    return {
-      text: `${names.one}: ${payload.id} ${payload.action ?? ""}`.trim(),
-      href: detailHref(event) ?? names.list,
-    };
+    return { text: oneText(events[0]), href: detailHref(events[0]) ?? names.list };
   }
   return { text: `${count} ${names.many}`, href: names.list };
 }

@@ -1,0 +1,219 @@
+"""``/api/webhooks``: receive signed eBay and Joom deliveries, store them, hand them to a Celery task.
+
+The endpoint checks the signature over the raw bytes, validates the fields the task will need,
+stores the delivery (unique per provider and delivery id) and answers 202 at once; the task
+``rakuda.webhooks.process`` (sent by name: the gateway never imports ``tasks``) does the rest.
+If the broker is down the delivery stays PENDING and the periodic sweep queues it later.
+
+Answers: 202 accepted, 200 duplicate, 400 malformed (naming the field), 401 bad or stale
+signature, 404 unknown provider, 413 too large, 503 secret not configured. Only a 202
+stores a row. The admin routes need the API key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from typing import Any
+
+from celery import Celery
+from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from gateway.auth import require_api_key
+from gateway.errors import HttpError
+from shared.config import Settings
+from shared.database import Database
+from shared.models import WebhookEvent, WebhookStatus
+from shared.task_names import WEBHOOK_PROCESS
+from shared.webhook_payloads import PROVIDERS, PayloadError, parse_notice
+from shared.webhook_signatures import (
+    ebay_challenge_response,
+    ebay_signature_valid,
+    ebay_timestamp_fresh,
+    joom_signature_valid,
+)
+
+log = logging.getLogger(__name__)
+
+webhooks_bp = Blueprint("webhooks", __name__, url_prefix="/api/webhooks")
+
+# Headers kept with a delivery for auditing; credentials of ours never are.
+KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Joom-Signature", "X-Joom-Delivery-Id",
+                "X-EBAY-SIGNATURE", "X-EBAY-TIMESTAMP")
+
+
+def _settings() -> Settings:
+    return current_app.config["RAKUDA_SETTINGS"]
+
+
+def _database() -> Database:
+    database = current_app.extensions.get("rakuda_db")
+    if database is None:
+        database = Database().initialize(_settings().database_url)
+        current_app.extensions["rakuda_db"] = database
+    return database
+
+
+def _task_client() -> Celery:
+    """A Celery app used only to send tasks by name; fails fast instead of waiting for the broker."""
+    client = current_app.extensions.get("rakuda_task_client")
+    if client is None:
+        client = Celery("rakuda-gateway", broker=_settings().broker_url, set_as_current=False)
+        client.conf.update(broker_connection_timeout=2, broker_connection_retry=False,
+                           broker_connection_max_retries=0, task_publish_retry=False,
+                           task_default_queue="rakuda")
+        current_app.extensions["rakuda_task_client"] = client
+    return client
+
+
+def queue_processing(webhook_event_id: int) -> bool:
+    """Send the processing task; False (logged) when the broker is unreachable: the sweep will queue it."""
+    try:
+        _task_client().send_task(WEBHOOK_PROCESS, args=[webhook_event_id], retry=False)
+    except Exception as exc:  # kombu raises several kinds; the delivery is stored either way
+        log.warning("webhook event %s stored but not queued (broker: %s); the sweep will queue it",
+                    webhook_event_id, exc)
+        return False
+    return True
+
+
+def read_body(settings: Settings) -> bytes:
+    limit = settings.webhook_max_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise HttpError(413, f"body of {request.content_length} bytes is over the limit of {limit} (WEBHOOK_MAX_BYTES)")
+    raw = request.get_data(cache=True)
+    if len(raw) > limit:
+        raise HttpError(413, f"body is over the limit of {limit} bytes (WEBHOOK_MAX_BYTES)")
+    return raw
+
+
+def check_signature(provider: str, settings: Settings, raw: bytes) -> None:
+    """401 unless the raw body carries a valid (and, for eBay, fresh) signature."""
+    if provider == "joom":
+        if not settings.joom_webhook_secret:
+            raise HttpError(503, "Joom webhooks are not configured (JOOM_WEBHOOK_SECRET is empty)")
+        presented = request.headers.get("X-Joom-Signature")
+        if not presented:
+            raise HttpError(401, "missing X-Joom-Signature header")
+        if not joom_signature_valid(settings.joom_webhook_secret, raw, presented):
+            raise HttpError(401, "invalid X-Joom-Signature")
+        return
+    if not settings.ebay_webhook_secret:
+        raise HttpError(503, "eBay webhooks are not configured (EBAY_WEBHOOK_SECRET is empty)")
+    presented = request.headers.get("X-EBAY-SIGNATURE")
+    timestamp = request.headers.get("X-EBAY-TIMESTAMP")
+    if not presented or not timestamp:
+        raise HttpError(401, "missing X-EBAY-SIGNATURE or X-EBAY-TIMESTAMP header")
+    if not ebay_timestamp_fresh(timestamp):
+        raise HttpError(401, "X-EBAY-TIMESTAMP is not within 5 minutes of the server's time")
+    if not ebay_signature_valid(settings.ebay_webhook_secret, timestamp, raw, presented):
+        raise HttpError(401, "invalid X-EBAY-SIGNATURE")
+
+
+def delivery_identity(provider: str, body: dict[str, Any], raw: bytes) -> tuple[str, str]:
+    """(delivery id, topic) of a validated delivery."""
+    if provider == "joom":
+        delivery_id = request.headers.get("X-Joom-Delivery-Id") or hashlib.sha256(raw).hexdigest()
+        return delivery_id[:128], str(body["event"])
+    return str(body["metadata"]["notificationId"])[:128], str(body["metadata"]["topic"])
+
+
+@webhooks_bp.post("/<provider>")
+def receive(provider: str) -> tuple[Response, int]:
+    if provider not in PROVIDERS:
+        raise HttpError(404, f"unknown webhook provider {provider!r}", providers=list(PROVIDERS))
+    settings = _settings()
+    raw = read_body(settings)
+    check_signature(provider, settings, raw)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise HttpError(400, "body is not UTF-8 text") from None
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise HttpError(400, f"body is not valid JSON: {exc}") from None
+    try:
+        parse_notice(provider, body)
+    except PayloadError as exc:
+        raise HttpError(400, f"invalid {provider} delivery: {exc}", field=exc.field) from None
+    delivery_id, topic = delivery_identity(provider, body, raw)
+    headers = {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers}
+    session = _database().new_session()
+    try:
+        row = WebhookEvent(provider=provider, delivery_id=delivery_id, topic=topic,
+                           raw_body=text, headers=headers, status=WebhookStatus.PENDING)
+        session.add(row)
+        session.commit()
+        row_id = row.id
+    except IntegrityError:
+        session.rollback()
+        return jsonify({"status": "duplicate", "deliveryId": delivery_id,
+                        "message": "this delivery was already received; nothing changed"}), 200
+    finally:
+        session.close()
+    queued = queue_processing(row_id)
+    return jsonify({"status": "accepted", "id": row_id, "deliveryId": delivery_id, "queued": queued}), 202
+
+
+@webhooks_bp.get("/ebay")
+def ebay_challenge() -> Response:
+    """eBay's endpoint validation: answer sha256(challenge_code + token + endpoint)."""
+    code = request.args.get("challenge_code")
+    if not code:
+        raise HttpError(400, "missing challenge_code query parameter")
+    settings = _settings()
+    if not settings.ebay_verification_token or not settings.ebay_webhook_endpoint:
+        raise HttpError(503, "EBAY_VERIFICATION_TOKEN and EBAY_WEBHOOK_ENDPOINT must be set to answer eBay's challenge")
+    return jsonify({"challengeResponse": ebay_challenge_response(
+        code, settings.ebay_verification_token, settings.ebay_webhook_endpoint)})
+
+
+def describe(row: WebhookEvent) -> dict[str, Any]:
+    return {"id": row.id, "provider": row.provider, "deliveryId": row.delivery_id, "topic": row.topic,
+            "status": row.status.value, "attempts": row.attempts, "error": row.error,
+            "receivedAt": row.received_at.isoformat() if row.received_at else None,
+            "processedAt": row.processed_at.isoformat() if row.processed_at else None}
+
+
+@webhooks_bp.get("/events")
+@require_api_key
+def list_events() -> Response:
+    """Stored deliveries, newest first; ``?status=FAILED&provider=joom&limit=50``."""
+    query = select(WebhookEvent).order_by(WebhookEvent.id.desc())
+    status = request.args.get("status")
+    if status:
+        try:
+            query = query.where(WebhookEvent.status == WebhookStatus(status.upper()))
+        except ValueError:
+            raise HttpError(400, f"unknown status {status!r}", allowed=[s.value for s in WebhookStatus]) from None
+    provider = request.args.get("provider")
+    if provider:
+        query = query.where(WebhookEvent.provider == provider)
+    try:
+        limit = min(max(int(request.args.get("limit", "50")), 1), 500)
+    except ValueError:
+        raise HttpError(400, "limit must be an integer") from None
+    with _database().transaction() as session:
+        rows = session.scalars(query.limit(limit)).all()
+        return jsonify({"events": [describe(row) for row in rows]})
+
+
+@webhooks_bp.post("/events/<int:event_id>/retry")
+@require_api_key
+def retry_event(event_id: int) -> tuple[Response, int]:
+    """Set a delivery back to PENDING and queue it again (a COMPLETED one is applied at most once anyway)."""
+    with _database().transaction() as session:
+        row = session.get(WebhookEvent, event_id, with_for_update=True)
+        if row is None:
+            raise HttpError(404, f"no webhook event {event_id}")
+        if row.status == WebhookStatus.COMPLETED:
+            raise HttpError(409, f"webhook event {event_id} is already COMPLETED")
+        row.status = WebhookStatus.PENDING
+        row.error = None
+        described = describe(row)
+    queued = queue_processing(event_id)
+    return jsonify({**described, "queued": queued}), 202

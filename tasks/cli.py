@@ -1,0 +1,218 @@
+"""``rakuda``: migrate the database, seed the demo, run a sweep now, send a signed sample webhook.
+
+Settings come from the environment (and ``.env``), as for the worker and the gateway.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import click
+
+from shared import task_names
+from shared.config import Settings, get_settings
+from shared.webhook_signatures import sign_ebay, sign_joom
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """RAKUDA task pipeline: database, demo data, sweeps and sample webhooks."""
+
+
+@main.group()
+def db() -> None:
+    """The database named by DATABASE_URL."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Alembic revision to migrate to.")
+def db_upgrade(revision: str) -> None:
+    """Create or migrate the schema of DATABASE_URL."""
+    from tasks.schema import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url, revision)
+    click.echo(f"database at revision {revision}: {_safe_url(settings.database_url)}")
+
+
+@main.group()
+def demo() -> None:
+    """The demo catalogue and sandbox."""
+
+
+@demo.command("seed")
+@click.option("--products", default=300, show_default=True, help="Products to create (two listings each).")
+@click.option("--orders", default=20, show_default=True, help="Past orders to create.")
+@click.option("--publish/--no-publish", default=True, show_default=True,
+              help="Queue the PENDING_PUBLISH listings for the worker.")
+def demo_seed(products: int, orders: int, publish: bool) -> None:
+    """Seed the demo catalogue (once: a database with products is left alone)."""
+    from tasks.demo import seed_catalogue
+    from tasks.runtime import Runtime
+
+    runtime = Runtime(_settings())
+    try:
+        created = seed_catalogue(runtime, products=products, orders=orders)
+    finally:
+        runtime.reset()
+    pending = created.pop("pending_ids", [])
+    click.echo("seeded: " + ", ".join(f"{k}={v}" for k, v in created.items()))
+    if publish and pending:
+        app = _task_client()
+        for listing_id in pending:
+            app.send_task(task_names.LISTING_PUBLISH, args=[listing_id])
+        app.close()
+        click.echo(f"queued {len(pending)} listing(s) for publishing")
+
+
+@main.group()
+def inventory() -> None:
+    """Inventory checks."""
+
+
+@inventory.command("check")
+@click.option("--all", "everything", is_flag=True, help="Check every product, not only those due.")
+def inventory_check(everything: bool) -> None:
+    """Run an inventory sweep now, through Celery (a worker must be running)."""
+    _send(task_names.INVENTORY_SWEEP, kwargs={"everything": everything})
+
+
+@main.group()
+def prices() -> None:
+    """Listing prices."""
+
+
+@prices.command("sync")
+def prices_sync() -> None:
+    """Run a price sync now, through Celery (a worker must be running)."""
+    _send(task_names.PRICE_SYNC)
+
+
+@main.group()
+def outbox() -> None:
+    """The event outbox."""
+
+
+@outbox.command("relay")
+def outbox_relay() -> None:
+    """Publish events left unsent (in this process, not through Celery)."""
+    from tasks.runtime import Runtime
+
+    runtime = Runtime(_settings())
+    try:
+        click.echo(f"published {runtime.outbox.relay()} event(s)")
+    finally:
+        runtime.reset()
+
+
+@main.group()
+def webhook() -> None:
+    """Sample marketplace webhooks."""
+
+
+@webhook.command("send")
+@click.argument("provider", type=click.Choice(["joom", "ebay"]))
+@click.option("--url", default="http://127.0.0.1:5000", show_default=True, envvar="RAKUDA_GATEWAY_URL",
+              help="Base URL of a running gateway.")
+@click.option("--order-id", default=None, help="Order id to use (default: a new random one).")
+def webhook_send(provider: str, url: str, order_id: str | None) -> None:
+    """Send a signed sample order delivery to a running gateway (secrets from the settings)."""
+    settings = _settings()
+    body, headers = sample_delivery(provider, settings, order_id or f"DEMO-{uuid.uuid4().hex[:8].upper()}")
+    request = urllib.request.Request(f"{url.rstrip('/')}/api/webhooks/{provider}", data=body, headers=headers,
+                                     method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, answer = response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        status, answer = exc.code, exc.read().decode()
+    except urllib.error.URLError as exc:
+        raise click.ClickException(f"could not reach {url}: {exc.reason}") from None
+    click.echo(f"{status} {answer.strip()}")
+    if status >= 400:
+        sys.exit(1)
+
+
+def sample_delivery(provider: str, settings: Settings, order_id: str) -> tuple[bytes, dict[str, str]]:
+    """A signed sample delivery (the seed system's shapes) for ``provider``."""
+    if provider == "joom":
+        if not settings.joom_webhook_secret:
+            raise click.ClickException("JOOM_WEBHOOK_SECRET is not set: the gateway would refuse the delivery")
+        body = copy.deepcopy(JOOM_SAMPLE)
+        body["order"]["id"] = order_id
+        raw = json.dumps(body).encode()
+        signature = sign_joom(settings.joom_webhook_secret, raw)
+        return raw, {"Content-Type": "application/json", "X-Joom-Signature": signature,
+                     "X-Joom-Delivery-Id": uuid.uuid4().hex}
+    if not settings.ebay_webhook_secret:
+        raise click.ClickException("EBAY_WEBHOOK_SECRET is not set: the gateway would refuse the delivery")
+    body = copy.deepcopy(EBAY_SAMPLE)
+    body["metadata"]["notificationId"] = uuid.uuid4().hex
+    body["notification"]["data"]["orderId"] = order_id
+    raw = json.dumps(body).encode()
+    timestamp = str(int(time.time()))
+    return raw, {"Content-Type": "application/json", "X-EBAY-TIMESTAMP": timestamp,
+                 "X-EBAY-SIGNATURE": sign_ebay(settings.ebay_webhook_secret, timestamp, raw)}
+
+
+JOOM_SAMPLE = {
+    "event": "order.created",
+    "order": {"id": "JO-1001", "status": "pending", "buyer_name": "Ann", "buyer_email": "ann@example.com",
+              "shipping_address": {"address_line_1": "1 Main St", "city": "Austin", "state": "TX",
+                                   "postal_code": "78701", "country_code": "US"},
+              "subtotal": "41.20", "shipping_cost": "9.00", "tax": "0", "total": "50.20", "currency": "USD",
+              "created_at": "2026-11-28T10:00:00Z",
+              "items": [{"product_id": "jm-77", "sku": "ALS-1a2b3c4d", "title": "Seiko watch", "quantity": 1,
+                         "price": "41.20"}]},
+}
+EBAY_SAMPLE = {
+    "metadata": {"topic": "MARKETPLACE_ORDER_CREATED", "notificationId": "n-5001"},
+    "notification": {"data": {
+        "orderId": "12-34567-89012", "orderFulfillmentStatus": "NOT_STARTED", "orderPaymentStatus": "PAID",
+        "creationDate": "2026-11-28T10:00:00Z", "buyer": {"username": "bob"},
+        "pricingSummary": {"total": {"value": "88.00", "currency": "USD"}},
+        "lineItems": [{"legacyItemId": "v1|1234|0", "sku": "ALS-9f8e7d6c", "title": "Nikon lens", "quantity": 1}]}},
+}
+
+
+def _task_client():
+    from celery import Celery
+
+    app = Celery("rakuda-cli", broker=_settings().broker_url, set_as_current=False)
+    app.conf.update(task_default_queue="rakuda", broker_connection_timeout=5, broker_connection_max_retries=1)
+    return app
+
+
+def _send(name: str, **options: object) -> None:
+    app = _task_client()
+    try:
+        app.send_task(name, **options)  # type: ignore[arg-type]
+    except Exception as exc:
+        raise click.ClickException(f"could not queue {name} (broker {_safe_url(app.conf.broker_url)}): {exc}") from None
+    finally:
+        app.close()
+    click.echo(f"queued {name}")
+
+
+def _safe_url(url: str) -> str:
+    """``url`` without a password."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user + ':***' if ':' in credentials else user}@{host}"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Price sync: recompute each ACTIVE listing's price, push the ones that moved >1%, record and announce them."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from shared.models import ExchangeRate, Listing, ListingStatus, PriceHistory, PriceSetting
+from shared.realtime import RealTimeEvent, RealTimeEventType
+from tasks.errors import MissingExchangeRateError, PermanentError, PriceSettingError, TransientError
+from tasks.pricing import Fees, listing_price, moved_enough, shipping_usd
+from tasks.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Reprice:
+    listing_id: int
+    marketplace: str
+    marketplace_listing_id: str | None
+    old_price: Decimal | None
+    new_price: Decimal
+    shipping: Decimal
+    currency: str
+
+
+@dataclass
+class SyncResult:
+    examined: int = 0
+    changed: int = 0
+    retry_ids: list[int] = field(default_factory=list)
+    errors: dict[int, str] = field(default_factory=dict)
+    refused_settings: dict[str, str] = field(default_factory=dict)
+
+
+def active_listing_ids(rt: Runtime) -> list[int]:
+    with rt.db.transaction() as session:
+        return list(session.scalars(
+            select(Listing.id).where(Listing.status == ListingStatus.ACTIVE).order_by(Listing.id)))
+
+
+def fees_from(setting: PriceSetting) -> Fees:
+    return Fees(setting.marketplace.value, setting.platform_fee_rate, setting.payment_fee_rate,
+                setting.ad_rate, setting.profit_rate, setting.default_shipping_usd)
+
+
+def plan_reprices(rt: Runtime, listing_ids: list[int], result: SyncResult) -> list[Reprice]:
+    """The listings among ``listing_ids`` whose computed price moved more than 1%."""
+    with rt.db.transaction() as session:
+        rate_row = session.scalars(select(ExchangeRate).where(ExchangeRate.base == "JPY", ExchangeRate.quote == "USD")
+                                   .order_by(ExchangeRate.fetched_at.desc()).limit(1)).first()
+        if rate_row is None:
+            raise MissingExchangeRateError()
+        fees = {s.marketplace.value: fees_from(s) for s in session.scalars(select(PriceSetting))}
+        listings = session.scalars(select(Listing).where(Listing.id.in_(listing_ids),
+                                                         Listing.status == ListingStatus.ACTIVE)).all()
+        plans = []
+        for listing in listings:
+            result.examined += 1
+            marketplace = listing.marketplace.value
+            setting = fees.get(marketplace)
+            if setting is None:
+                result.refused_settings[marketplace] = f"no price setting for {marketplace}"
+                continue
+            try:
+                shipping = shipping_usd(marketplace, listing.product.weight_grams, setting)
+                price = listing_price(listing.product.purchase_price_jpy, rate_row.rate, shipping, setting)
+            except PriceSettingError as exc:
+                result.refused_settings[marketplace] = str(exc)
+                continue
+            if moved_enough(listing.listing_price, price):
+                plans.append(Reprice(listing.id, marketplace, listing.marketplace_listing_id,
+                                     listing.listing_price, price, shipping, listing.currency))
+        return plans
+
+
+def sync_prices(rt: Runtime, listing_ids: list[int]) -> SyncResult:
+    """Reprice these listings; transient marketplace failures come back in ``retry_ids``."""
+    result = SyncResult()
+    pushed = []
+    for plan in plan_reprices(rt, listing_ids, result):
+        try:
+            if plan.marketplace_listing_id:
+                rt.marketplace.update_price(plan.marketplace, plan.marketplace_listing_id, plan.new_price,
+                                            plan.currency)
+        except TransientError as exc:
+            result.retry_ids.append(plan.listing_id)
+            result.errors[plan.listing_id] = str(exc)
+            continue
+        except PermanentError as exc:
+            result.errors[plan.listing_id] = str(exc)
+            log.warning("marketplace refused the new price of listing %s: %s", plan.listing_id, exc)
+            continue
+        pushed.append(plan)
+    if pushed:
+        record_reprices(rt, pushed, result)
+    return result
+
+
+def record_reprices(rt: Runtime, plans: list[Reprice], result: SyncResult) -> None:
+    by_id = {plan.listing_id: plan for plan in plans}
+    with rt.outbox.transaction() as changes:
+        listings = changes.session.scalars(select(Listing).where(Listing.id.in_(by_id)).order_by(Listing.id)
+                                           .with_for_update()).all()
+        for listing in listings:
+            plan = by_id[listing.id]
+            if listing.listing_price == plan.new_price:
+                continue  # a concurrent run already recorded it
+            old = listing.listing_price
+            listing.listing_price = plan.new_price
+            listing.shipping_cost = plan.shipping
+            changes.session.add(PriceHistory(listing_id=listing.id, old_price=old, new_price=plan.new_price,
+                                             currency=listing.currency, reason="price_sync"))
+            changes.emit(RealTimeEvent.create(
+                RealTimeEventType.PRICE_CHANGE, listing.id, "updated",
+                {"oldPrice": str(old) if old is not None else None, "newPrice": str(plan.new_price),
+                 "currency": listing.currency, "listingId": listing.id, "marketplace": listing.marketplace.value,
+                 "kind": "listing"},
+            ))
+            result.changed += 1

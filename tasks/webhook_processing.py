@@ -1,0 +1,104 @@
+"""Applying a stored webhook delivery to the orders: a new order, a status change, or nothing.
+
+The delivery, the order and the ORDER_RECEIVED event change in one transaction under a lock
+on the delivery row, so a re-run (a re-delivered task, the sweep) applies it once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from shared.models import Listing, Marketplace, Order, OrderLine, OrderStatus, WebhookEvent, WebhookStatus, utcnow
+from shared.outbox import Changes
+from shared.realtime import RealTimeEvent, RealTimeEventType
+from shared.webhook_payloads import OrderNotice, PayloadError, parse_notice
+from tasks.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+DONE = {WebhookStatus.COMPLETED, WebhookStatus.IGNORED}
+
+
+def apply_webhook_event(rt: Runtime, webhook_event_id: int) -> str:
+    """Apply one stored delivery; returns what happened (created, updated, unchanged, ignored, failed, done)."""
+    with rt.outbox.transaction() as changes:
+        row = changes.session.scalars(
+            select(WebhookEvent).where(WebhookEvent.id == webhook_event_id).with_for_update()).first()
+        if row is None:
+            return "missing"
+        if row.status in DONE:
+            return "done"
+        row.attempts += 1
+        row.processed_at = utcnow()
+        try:
+            notice = parse_notice(row.provider, json.loads(row.raw_body))
+        except (ValueError, PayloadError) as exc:
+            row.status = WebhookStatus.FAILED
+            row.error = f"unreadable delivery: {exc}"
+            return "failed"
+        if notice is None:
+            row.status = WebhookStatus.IGNORED
+            row.error = f"topic {row.topic!r} is not about orders"
+            return "ignored"
+        outcome = apply_notice(changes, notice, json.loads(row.raw_body))
+        if outcome == "failed":
+            row.status = WebhookStatus.FAILED
+            row.error = f"order {notice.order_id} is unknown and the notice carries no total/currency"
+        else:
+            row.status = WebhookStatus.COMPLETED
+            row.error = None
+        return outcome
+
+
+def _order_event(order: Order, action: str, **extra: object) -> RealTimeEvent:
+    data = {"marketplace": order.marketplace.value, "total": str(order.total), "currency": order.currency,
+            "orderId": order.marketplace_order_id, "status": order.status.value, **extra}
+    return RealTimeEvent.create(RealTimeEventType.ORDER_RECEIVED, order.id, action, data)  # type: ignore[arg-type]
+
+
+def apply_notice(changes: Changes, notice: OrderNotice, raw: dict) -> str:
+    session = changes.session
+    marketplace = Marketplace(notice.marketplace)
+    order = session.scalars(select(Order).where(Order.marketplace == marketplace,
+                                                Order.marketplace_order_id == notice.order_id)
+                            .with_for_update()).first()
+    if order is None:
+        if notice.total is None or notice.currency is None:
+            return "failed"
+        order = Order(
+            marketplace=marketplace, marketplace_order_id=notice.order_id,
+            buyer_name=notice.buyer_name, buyer_email=notice.buyer_email,
+            subtotal=notice.subtotal if notice.subtotal is not None else notice.total,
+            shipping_cost=notice.shipping_cost or 0, tax=notice.tax or 0, total=notice.total,
+            currency=notice.currency, status=OrderStatus(notice.status or "PENDING"), raw_data=raw,
+            ordered_at=notice.ordered_at,
+        )
+        skus = [line.sku for line in notice.lines if line.sku]
+        listing_ids = dict(session.execute(select(Listing.sku, Listing.id).where(Listing.sku.in_(skus))).all()) \
+            if skus else {}
+        order.lines = [OrderLine(sku=line.sku, title=line.title, quantity=line.quantity, unit_price=line.price,
+                                 listing_id=listing_ids.get(line.sku)) for line in notice.lines]
+        session.add(order)
+        session.flush()
+        changes.emit(_order_event(order, "created"))
+        return "created"
+    if notice.status is None or order.status.value == notice.status:
+        return "unchanged"
+    previous = order.status
+    order.status = OrderStatus(notice.status)
+    order.raw_data = raw
+    changes.emit(_order_event(order, "updated", previousStatus=previous.value))
+    return "updated"
+
+
+def stale_pending_ids(rt: Runtime, older_than_s: float, now: datetime | None = None) -> list[int]:
+    """PENDING deliveries received more than ``older_than_s`` ago (their task was lost or never sent)."""
+    cutoff = (now or utcnow()) - timedelta(seconds=older_than_s)
+    with rt.db.transaction() as session:
+        return list(session.scalars(select(WebhookEvent.id).where(
+            WebhookEvent.status == WebhookStatus.PENDING, WebhookEvent.received_at < cutoff,
+        ).order_by(WebhookEvent.id).limit(1000)))

@@ -1,0 +1,31 @@
+"""The Celery app that ``celery -A tasks.worker worker`` and ``celery -A tasks.worker beat`` run.
+
+Bound to the process settings (environment / ``.env``), the shared ``event_bus`` and ``db``.
+Each forked worker process drops the connections it inherited (``worker_process_init``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery.signals import worker_process_init, worker_process_shutdown
+
+from shared.config import get_settings
+from shared.database import db
+from shared.event_bus import event_bus
+from tasks.celery_app import create_celery
+from tasks.runtime import Runtime
+
+settings = get_settings()
+app = create_celery(settings, runtime=Runtime(settings, bus=event_bus, database=db))
+app.set_current()
+
+
+@worker_process_init.connect
+def reconnect_after_fork(**_: Any) -> None:
+    app.runtime.reset()  # type: ignore[attr-defined]
+
+
+@worker_process_shutdown.connect
+def close_connections(**_: Any) -> None:
+    app.runtime.reset()  # type: ignore[attr-defined]

@@ -1,0 +1,199 @@
+"""Pipeline fixtures: a PostgreSQL schema per test, migrated; a real Celery worker on the test's Redis DB.
+
+Events are read back from the bus's history stream (``XRANGE rakuda:realtime:history``) in the
+test's own Redis database: a real reader of exactly what was published.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import psycopg2
+import pytest
+import redis
+from celery.contrib.testing.worker import start_worker
+
+from shared.config import Settings
+from shared.constants import HISTORY_STREAM
+from shared.models import Listing, ListingStatus, Marketplace, PriceSetting, Product, ProductSource
+from tasks.celery_app import create_celery
+from tasks.runtime import Runtime
+from tasks.schema import upgrade
+from tests.pipeline.fakes import FakeMarketplace, FakeSupplier
+
+PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05, what: str = "") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def published_events(client: redis.Redis, event_type: str | None = None) -> list[dict[str, Any]]:
+    """Every event in the bus's history stream of this test's Redis DB, oldest first, with its bus id."""
+    events = []
+    for entry_id, fields in client.xrange(HISTORY_STREAM):
+        event = json.loads(fields["e"])
+        event["id"] = entry_id
+        if event_type is None or event["type"] == event_type:
+            events.append(event)
+    return events
+
+
+@pytest.fixture
+def database_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema for this test, dropped after it."""
+    schema = "t_" + uuid.uuid4().hex[:12]
+    admin = psycopg2.connect(PG_URL)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()
+
+
+@pytest.fixture
+def pipeline_settings(settings: Settings, database_url: str) -> Settings:
+    """Test settings plus the pipeline's: this test's schema, quick retries, no beat."""
+    return dataclasses.replace(
+        settings, database_url=database_url, task_max_retries=2, task_retry_backoff_s=0.05,
+        task_retry_backoff_max_s=0.2, client_timeout_s=2.0,
+        joom_webhook_secret="joom-test-secret", ebay_webhook_secret="ebay-test-secret",
+        ebay_verification_token="ebay-token-0123456789", ebay_webhook_endpoint="https://rakuda.example/api/webhooks/ebay",
+        webhook_max_bytes=16384,
+    )
+
+
+@pytest.fixture
+def migrated(pipeline_settings: Settings) -> Settings:
+    upgrade(pipeline_settings.database_url)
+    return pipeline_settings
+
+
+@pytest.fixture
+def supplier() -> Iterator[FakeSupplier]:
+    server = FakeSupplier().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def marketplace() -> Iterator[FakeMarketplace]:
+    server = FakeMarketplace().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def app_settings(migrated: Settings, supplier: FakeSupplier, marketplace: FakeMarketplace) -> Settings:
+    """Settings whose clients talk to this test's fake supplier and marketplace servers."""
+    return dataclasses.replace(migrated, supplier_api_url=supplier.url, marketplace_api_url=marketplace.url)
+
+
+@pytest.fixture
+def runtime(app_settings: Settings) -> Iterator[Runtime]:
+    rt = Runtime(app_settings)
+    yield rt
+    rt.reset()
+
+
+@pytest.fixture
+def celery_app(app_settings: Settings, runtime: Runtime):
+    app = create_celery(app_settings, runtime=runtime)
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def worker(celery_app):
+    """A real Celery worker (solo pool, in a thread) consuming this test's Redis DB."""
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10,
+                      loglevel="WARNING") as w:
+        yield w
+
+
+@pytest.fixture
+def bus_redis(redis_client: redis.Redis) -> redis.Redis:
+    return redis_client
+
+
+@pytest.fixture
+def catalogue(runtime: Runtime, supplier: FakeSupplier) -> Callable[..., list[int]]:
+    """``catalogue(n, listed=True)``: n products (supplier shows them available), each with an ACTIVE
+    eBay and Joom listing when ``listed``; price settings and an exchange rate. Returns product ids."""
+
+    def make(count: int = 2, listed: bool = True, price_jpy: int = 10000, weight: int = 500) -> list[int]:
+        from shared.models import ExchangeRate
+
+        ids = []
+        with runtime.db.transaction() as session:
+            if session.get(PriceSetting, 1) is None:
+                session.add_all([
+                    PriceSetting(marketplace=Marketplace.EBAY, platform_fee_rate=Decimal("0.1325"),
+                                 payment_fee_rate=Decimal("0.03"), ad_rate=Decimal("0.02"),
+                                 profit_rate=Decimal("0.15"), default_shipping_usd=Decimal("15.00")),
+                    PriceSetting(marketplace=Marketplace.JOOM, platform_fee_rate=Decimal("0.15"),
+                                 payment_fee_rate=Decimal("0.03"), ad_rate=Decimal("0"),
+                                 profit_rate=Decimal("0.20"), default_shipping_usd=Decimal("0")),
+                    ExchangeRate(rate=Decimal("0.0067")),
+                ])
+            for i in range(count):
+                item_id = f"m{uuid.uuid4().hex[:10]}"
+                product = Product(source=ProductSource.MERCARI, source_item_id=item_id, title=f"Item {i}",
+                                  source_url=f"https://jp.mercari.com/item/{item_id}",
+                                  purchase_price_jpy=price_jpy, weight_grams=weight, is_available=True)
+                session.add(product)
+                supplier.items[("MERCARI", item_id)] = {"available": True, "price_jpy": price_jpy}
+                session.flush()
+                ids.append(product.id)
+                if listed:
+                    for mp in (Marketplace.EBAY, Marketplace.JOOM):
+                        session.add(Listing(product_id=product.id, marketplace=mp,
+                                            sku=f"ALS-{mp.value[0]}{product.id:07d}",
+                                            marketplace_listing_id=f"{mp.value.lower()}-{product.id}",
+                                            listing_price=Decimal("100.00"), status=ListingStatus.ACTIVE))
+        return ids
+
+    return make
+
+
+@pytest.fixture
+def gateway_app(app_settings: Settings):
+    """The gateway's Flask app (its factory) with the webhooks blueprint, on this test's database."""
+    from gateway.app import create_app
+    from gateway.webhooks import webhooks_bp
+
+    app = create_app(app_settings)
+    if "webhooks" not in app.blueprints:  # until gateway.app registers it
+        app.register_blueprint(webhooks_bp)
+    yield app
+    database = app.extensions.get("rakuda_db")
+    if database is not None:
+        database.dispose()
+    for name in ("rakuda_task_client",):
+        if name in app.extensions:
+            app.extensions[name].close()
+    app.extensions["rakuda_redis"].close()
+
+
+@pytest.fixture
+def http(gateway_app):
+    return gateway_app.test_client()
