@@ -51,7 +51,10 @@ class StreamClient:
         self.messages_sent = 0
         self.closed = False
         self.close_reason = ""
-        self.resume_until: StreamId = ZERO  # set by the hub: what a resume must replay up to
+        # Set by the hub at connect: a resume replays up to ``resume_until``, except the events
+        # still held in a debounce window (type -> first held id), which come live.
+        self.resume_until: StreamId = ZERO
+        self.resume_held: dict[str, StreamId] = {}
         self._pending = bytearray()
         self._held: bytearray | None = bytearray()  # live messages held back during replay
         self._drainer: gevent.Greenlet | None = None

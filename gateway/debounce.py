@@ -14,7 +14,7 @@ client drop the duplicates).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from gateway.stream_ids import ZERO, StreamId, predecessor
@@ -40,10 +40,22 @@ class Batch:
         return self.count > len(self.events)
 
     def cursor_for(self, types: Iterable[str]) -> StreamId:
-        return _cursor(self.pending_after, self.read_up_to, types)
+        return cursor_with(self.pending_after, self.read_up_to, types)
 
 
-def _cursor(pending_first: dict[str, StreamId], read_up_to: StreamId, types: Iterable[str]) -> StreamId:
+Entry = tuple[StreamId, str, str]
+
+
+def not_held(entries: Iterable[Entry], held: dict[str, StreamId]) -> Iterator[Entry]:
+    """The (id, type, body) entries that have left: not at or after their type's first held id."""
+    for entry in entries:
+        sid, event_type, _body = entry
+        if event_type not in held or sid < held[event_type]:
+            yield entry
+
+
+def cursor_with(pending_first: dict[str, StreamId], read_up_to: StreamId, types: Iterable[str]) -> StreamId:
+    """The greatest id up to which every event of ``types`` has left, given what is held back."""
     held = [pending_first[t] for t in types if t in pending_first]
     if not held:
         return read_up_to
@@ -109,10 +121,17 @@ class Debouncer:
             batch.read_up_to = self.read_up_to
         return due
 
-    def cursor(self, types: Iterable[str]) -> StreamId:
-        """Everything of ``types`` up to this id has left (for heartbeats and resume bounds)."""
+    def pending_firsts(self) -> dict[str, StreamId]:
+        """Per type, the first event still held back: it and the later ones of its type have not left.
+
+        Everything else up to ``read_up_to`` has. A resume replays exactly that; the held
+        events reach the resumed client live.
+        """
         pending = {t: b.first_id for t, b in self._open.items()}
         for batch in self._closed:
-            pending.setdefault(batch.type, batch.first_id)
-            pending[batch.type] = min(pending[batch.type], batch.first_id)
-        return _cursor(pending, self.read_up_to, types)
+            pending[batch.type] = min(pending.get(batch.type, batch.first_id), batch.first_id)
+        return pending
+
+    def cursor(self, types: Iterable[str]) -> StreamId:
+        """Everything of ``types`` up to this id has left (the id a heartbeat carries)."""
+        return cursor_with(self.pending_firsts(), self.read_up_to, types)

@@ -28,7 +28,7 @@ import redis
 
 from gateway import history, messages, stream_ids
 from gateway.clients import StreamClient
-from gateway.debounce import Batch, Debouncer
+from gateway.debounce import Batch, Debouncer, cursor_with, not_held
 from gateway.metrics import LatencyHistogram, empty_type_counters
 from gateway.stream_ids import StreamId
 from shared.config import Settings
@@ -132,8 +132,9 @@ class Hub:
             buffer_limit=self.settings.client_buffer_bytes,
             send_timeout_s=self.settings.send_timeout_ms / 1000, on_close=self._forget, remote=remote,
         )
-        # Everything of these types up to here has been flushed: a resume replays up to it.
-        client.resume_until = self.debouncer.cursor(types)
+        # What has left before this client came: a resume replays it (the held events come live).
+        client.resume_until = self.debouncer.read_up_to
+        client.resume_held = {t: sid for t, sid in self.debouncer.pending_firsts().items() if t in types}
         self.clients[client.id] = client
         for event_type in types:
             self.by_type[event_type].add(client)
@@ -168,22 +169,28 @@ class Hub:
 
     def replay(self, client: StreamClient, after: StreamId) -> Iterator[bytes]:
         """The messages a resuming client missed, in stream order, each with its cursor id."""
-        until = client.resume_until
+        held = client.resume_held
+        # A replayed message's id may not pass an event that is still held back for this client.
+        cap = cursor_with(held, client.resume_until, client.types)
         run_type, run, run_last = None, [], after
-        for sid, event_type, body in history.replay_entries(self.redis, after, until, client.types):
+        entries = history.replay_entries(self.redis, after, client.resume_until, client.types)
+        for sid, event_type, body in not_held(entries, held):  # the held ones come live
             if run and (event_type != run_type or len(run) >= self.settings.batch_max_events):
-                yield self._replay_message(run_type, run, run_last, client.chunked)
+                yield self._replay_message(run_type, run, min(run_last, cap), client.chunked)
                 run = []
             run_type, run_last = event_type, sid
             run.append(body)
         if run:
-            yield self._replay_message(run_type, run, run_last, client.chunked)
+            yield self._replay_message(run_type, run, min(run_last, cap), client.chunked)
 
-    def _replay_message(self, event_type: str | None, run: list[str], last: StreamId, chunked: bool) -> bytes:
+    def _replay_message(self, event_type: str | None, run: list[str], cursor: StreamId, chunked: bool) -> bytes:
         assert event_type is not None
         self.replayed_events += len(run)
-        raw = messages.event_message(event_type, messages.batch_data(event_type, run, len(run)), last)
+        raw = messages.event_message(event_type, messages.batch_data(event_type, run, len(run)), cursor)
         return messages.sse.chunk(raw) if chunked else raw
+
+    def reset_cursor(self, client: StreamClient) -> StreamId:
+        return cursor_with(client.resume_held, client.resume_until, client.types)
 
     # --- the loops ---
     def _read_forever(self) -> None:
@@ -229,36 +236,55 @@ class Hub:
                 if delay > 0:
                     self._wake.wait(delay)
             self._wake.clear()
-            for batch in self.debouncer.flush_due(_now_ms()):
-                self.fan_out(batch)
+            self.fan_out(self.debouncer.flush_due(_now_ms()))
 
-    def fan_out(self, batch: Batch) -> None:
-        targets = list(self.by_type[batch.type])
-        if not targets:
+    def fan_out(self, batches: list[Batch]) -> None:
+        """Write the due batches: each encoded once per set of types, ONE write per client."""
+        batches = [b for b in batches if self.by_type[b.type]]
+        if not batches:
             return
-        data = messages.batch_data(batch.type, [body for _sid, body in batch.events], batch.count)
-        frames = messages.Frames(lambda types: messages.event_message(batch.type, data, batch.cursor_for(types)))
-        sent = 0
+        data = [messages.batch_data(b.type, [body for _sid, body in b.events], b.count) for b in batches]
+        if len(batches) == 1:
+            targets = list(self.by_type[batches[0].type])
+        else:
+            targets = list(set().union(*(self.by_type[b.type] for b in batches)))
+        plans: dict[tuple[frozenset[str], bool], tuple[bytes, list[int]]] = {}
+        sent = [0] * len(batches)
         now = time.time()
         for client in targets:
-            if client.send(frames.for_client(client.types, client.chunked)):
-                sent += 1
-                client.messages_sent += 1
+            key = (client.types, client.chunked)
+            plan = plans.get(key)
+            if plan is None:
+                mine = [i for i, b in enumerate(batches) if b.type in client.types]
+                raw = b"".join(
+                    messages.event_message(batches[i].type, data[i], batches[i].cursor_for(client.types)) for i in mine
+                )
+                plan = plans[key] = (messages.sse.chunk(raw) if client.chunked else raw, mine)
+            frame, mine = plan
+            if client.send(frame):
+                client.messages_sent += len(mine)
                 client.last_event_at = now
+                for i in mine:
+                    sent[i] += 1
             elif client.close_reason.startswith("slow"):
-                self.counters[batch.type]["dropped"] += batch.count
+                for i in mine:
+                    self.counters[batches[i].type]["dropped"] += batches[i].count
+        written_ms = time.time() * 1000
+        for batch, clients in zip(batches, sent, strict=True):
+            self._count(batch, clients, written_ms)
+
+    def _count(self, batch: Batch, clients: int, written_ms: float) -> None:
         counters = self.counters[batch.type]
         carried = len(batch.events)
-        counters["messages"] += sent
-        counters["delivered"] += carried * sent
-        counters["coalesced"] += (carried - 1) * sent
-        counters["truncated"] += (batch.count - carried) * sent
+        counters["messages"] += clients
+        counters["delivered"] += carried * clients
+        counters["coalesced"] += (carried - 1) * clients
+        counters["truncated"] += (batch.count - carried) * clients
         if carried > 1:
-            counters["batched"] += sent
-        if sent:
-            written_ms = time.time() * 1000
+            counters["batched"] += clients
+        if clients:
             for sid, _body in batch.events:
-                self.latency.record(max(0.0, written_ms - sid[0]), sent)
+                self.latency.record(max(0.0, written_ms - sid[0]), clients)
 
     def _beat_forever(self) -> None:
         interval = self.settings.heartbeat_interval_ms / 1000

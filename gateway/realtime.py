@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Iterator
 
@@ -97,9 +98,13 @@ def events() -> Response:
                 first += messages.json_message(
                     "reset", {"reason": "the requested Last-Event-ID is unknown or older than the history",
                               "lastEventId": last_event_id},
-                    cursor=client.resume_until,
+                    cursor=hub.reset_cursor(client),
                 )
             yield first  # gunicorn writes the headers and this at once; from here the hub writes
+            # gunicorn sets TCP_NODELAY: one packet per write. A stream wants the kernel to
+            # merge back-to-back messages (2.3x the messages/s at 1k clients, docs/benchmarks.md);
+            # the first write after a pause still leaves at once.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
             if plan.after is not None:
                 try:
                     for message in hub.replay(client, plan.after):

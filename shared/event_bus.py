@@ -133,27 +133,28 @@ class EventBus:
         """
         full_channel = _resolve(channel)
         expected_type = CHANNEL_TYPES[full_channel]
-        bodies = []
+        checked = []
         for raw in events:
             event = RealTimeEvent.parse(raw)
             if event.type.value != expected_type:
                 raise ChannelMismatchError(full_channel, event.type.value, _channel_of(event))
-            bodies.append(event.to_json())
-        if not bodies:
+            checked.append(event)
+        if not checked:
             return []
         settings = self.settings
         if not settings.realtime_enabled:
-            log.info("REALTIME_ENABLED is false: %d event(s) for %s not published", len(bodies), full_channel)
+            log.info("REALTIME_ENABLED is false: %d event(s) for %s not published", len(checked), full_channel)
             return []
         header = [settings.history_max_events, settings.history_max_age_s * 1000,
                   settings.stats_retention_days * 86400]
         keys = [HISTORY_STREAM, stats_day_key()]
         ids: list[str] = []
         try:
-            for start in range(0, len(bodies), PUBLISH_CHUNK):
+            # Encoded chunk by chunk, so that the first events of a big batch leave early.
+            for start in range(0, len(checked), PUBLISH_CHUNK):
                 args: list[Any] = list(header)
-                for body in bodies[start:start + PUBLISH_CHUNK]:
-                    args += (full_channel, expected_type, body)
+                for event in checked[start:start + PUBLISH_CHUNK]:
+                    args += (full_channel, expected_type, event.to_json())
                 ids += [_text(i) for i in self._script(keys=keys, args=args, client=self.redis)]
         except redis.RedisError as exc:
             raise PublishError(full_channel, exc) from exc

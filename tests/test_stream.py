@@ -181,6 +181,26 @@ def test_id_never_skips_an_event_waiting_in_another_window(gateway_factory, bus)
     assert replayed.event == "PRICE_CHANGE" and payload_ids(replayed) == ["l-1"]
 
 
+def test_resume_replays_what_left_while_away_even_past_a_held_window(gateway_factory, bus):
+    """Regression (found by the property test): an order that left after a still-held
+    inventory change, while the client was away, was not replayed on resume."""
+    gateway = gateway_factory(SSE_DEBOUNCE_WINDOW="3000")
+    with stream(gateway, "?channels=orders,inventory") as client:
+        last_id = client.next(5).id  # a heartbeat's cursor
+    t0 = time.time()
+    bus.publish("orders", ev("ORDER_RECEIVED", "o-1", "created"))  # orders' window: t0 .. t0+3
+    time.sleep(1.0)
+    bus.publish("inventory", ev("INVENTORY_CHANGE", "p-1"))  # inventory's window: t0+1 .. t0+4
+    time.sleep(0.2)
+    bus.publish("orders", ev("ORDER_RECEIVED", "o-2", "created"))
+    time.sleep(max(0.0, t0 + 3.4 - time.time()))  # the orders have left, the inventory change waits
+    with SSEClient(gateway.url + "/api/realtime/events?channels=orders,inventory",
+                   {**KEY, "Last-Event-ID": last_id}) as client:
+        assert client.next(5).json["resumed"] is True
+        got = {m.event: payload_ids(m) for m in (client.next_event(5), client.next_event(5))}
+    assert got == {"ORDER_RECEIVED": ["o-1", "o-2"], "INVENTORY_CHANGE": ["p-1"]}
+
+
 @pytest.mark.parametrize("last_id", ["999999999999999-0", "not-an-id"])
 def test_unknown_last_event_id_gets_reset(gateway, last_id):
     with SSEClient(gateway.url + "/api/realtime/events", {**KEY, "Last-Event-ID": last_id}) as client:

@@ -1,0 +1,114 @@
+"""One table from the scenarios' results: the systems side by side, ratios, targets met or missed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+SYSTEM_ORDER = ("ceiling", "ceiling-nodelay", "gateway", "gateway-nagle", "flask-sse")
+Row = tuple[str, str, dict[str, str], str, str]  # scenario, metric, value per system, target, verdict
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _verdict(ok: bool | None) -> str:
+    return {True: "met", False: "MISSED", None: ""}[ok]
+
+
+def _by_system(rows: list[dict[str, Any]], **match: Any) -> dict[str, dict[str, Any]]:
+    return {r["system"]: r for r in rows if all(r.get(k) == v for k, v in match.items())}
+
+
+def _line(scenario: str, metric: str, per: dict[str, dict[str, Any]], value: Callable[[dict], Any],
+          target: str = "", check: Callable[[Any], bool] | None = None) -> Row:
+    values = {name: _fmt(value(r)) for name, r in per.items()}
+    verdict = ""
+    gateway = per.get("gateway")
+    if check is not None and gateway is not None:
+        raw = value(gateway)
+        verdict = _verdict(None if raw is None else bool(check(raw)))
+    return scenario, metric, values, target, verdict
+
+
+def build_rows(results: dict[str, list[dict[str, Any]]]) -> list[Row]:
+    rows: list[Row] = []
+    cap = results.get("capacity", [])
+    for level in sorted({r["clients"] for r in cap}):
+        per = _by_system(cap, clients=level)
+        s = f"capacity {level:,}"
+        rows.append(_line(s, "streams held", per, lambda r: r["held"], f"{level:,}", lambda v, n=level: v >= n))
+        rows.append(_line(s, "RSS KB per stream", per, lambda r: r["kb_per_stream"], "≤ 30", lambda v: v <= 30))
+        rows.append(_line(s, "Redis connections", per, lambda r: r["redis_connections"], "1 per process",
+                          lambda v: v <= 1))
+        rows.append(_line(s, "heartbeats got/expected", per,
+                          lambda r: f"{r['heartbeats']}/{r['heartbeats_expected']}"))
+        interval = next(iter(per.values()))["heartbeat_ms"]
+        rows.append(_line(s, "max heartbeat gap ms", per,
+                          lambda r: r["heartbeat_max_gap_ms"] if r["heartbeats"] else None,
+                          f"≤ {interval} + 500", lambda v, i=interval: v <= i + 500))
+    fan = results.get("fanout", [])
+    for level in sorted({r["clients"] for r in fan}):
+        per = _by_system(fan, clients=level)
+        s = f"fan-out {level:,}"
+        rows.append(_line(s, "messages/s written", per, lambda r: r["msgs_per_s"], "≥ 50,000", lambda v: v >= 50_000))
+        rows.append(_line(s, "delivered/expected", per, lambda r: f"{r['messages']}/{r['expected']}"))
+        rows.append(_line(s, "server CPU s per 100k msgs", per, lambda r: r["cpu_s_per_100k"]))
+        ceiling = per.get("ceiling", {}).get("msgs_per_s")
+        flask = per.get("flask-sse", {}).get("msgs_per_s")
+        for name in ("gateway", "gateway-nagle"):
+            rate = per.get(name, {}).get("msgs_per_s")
+            if ceiling and rate:
+                ratio = rate / ceiling
+                rows.append((s, "rate ÷ ceiling's", {name: f"{ratio:.2f}"}, "≥ 0.50",
+                             _verdict(ratio >= 0.5) if name == "gateway" else ""))
+            if flask and rate:
+                rows.append((s, "rate ÷ flask-sse's", {name: f"{rate / flask:.1f}×"}, "> 1",
+                             _verdict(rate > flask) if name == "gateway" else ""))
+    lat = results.get("latency", [])
+    for window in sorted({r["window_ms"] for r in lat}):
+        per = _by_system(lat, window_ms=window)
+        s = f"latency window {window} ms"
+        limit = 20 if window == 0 else window + 30
+        rows.append(_line(s, "p50 / p95 ms", per, lambda r: f"{_fmt(r['p50_ms'])} / {_fmt(r['p95_ms'])}"))
+        rows.append(_line(s, "p99 ms", per, lambda r: r["p99_ms"], f"≤ {limit}", lambda v, m=limit: v <= m))
+        rows.append(_line(s, "max ms", per, lambda r: r["max_ms"]))
+        rows.append(_line(s, "events got/expected", per, lambda r: f"{r['events']}/{r['events_expected']}"))
+    bur = _by_system(results.get("burst", []))
+    if bur:
+        g = bur.get("gateway", {})
+        s = "burst"
+        rows.append(_line(s, "events published", bur, lambda r: r["events"]))
+        rows.append(_line(s, "messages per client (max)", bur, lambda r: r["msgs_per_client_max"],
+                          f"≤ {g.get('msgs_per_client_bound', '?')}",
+                          lambda v: v <= g.get("msgs_per_client_bound", 0)))
+        rows.append(_line(s, "first message ms after publish began", bur, lambda r: r["first_message_after_ms"]))
+        rows.append(_line(s, "drained ms after last publish", bur, lambda r: r["drained_after_ms"],
+                          f"≤ {g.get('window_ms', '?')}", lambda v: v <= g.get("window_ms", 0)))
+        rows.append(_line(s, "RSS growth MB", bur, lambda r: r["rss_growth_mb"], "< 50", lambda v: v < 50))
+        rows.append(_line(s, "events announced/expected", bur,
+                          lambda r: f"{r['events_announced']}/{r['events_expected']}"))
+    for r in results.get("bus", []):
+        rows.append(("bus", r["what"], {"gateway": _fmt(r["per_s"])}, "events/s", ""))
+    return rows
+
+
+def render(rows: list[Row], systems: list[str]) -> str:
+    names = [s for s in SYSTEM_ORDER if s in systems]
+    header = ["scenario", "metric", *names, "target (gateway)", "verdict"]
+    table = [header] + [[sc, metric, *[vals.get(n, "") for n in names], target, verdict]
+                        for sc, metric, vals, target, verdict in rows]
+    widths = [max(len(str(line[i])) for line in table) for i in range(len(header))]
+    out = []
+    for i, line in enumerate(table):
+        out.append("| " + " | ".join(str(cell).ljust(w) for cell, w in zip(line, widths, strict=True)) + " |")
+        if i == 0:
+            out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(out)
