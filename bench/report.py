@@ -80,6 +80,7 @@ def build_rows(results: dict[str, list[dict[str, Any]]]) -> list[Row]:
         rows.append(_line(s, "p50 / p95 ms", per, lambda r: f"{_fmt(r['p50_ms'])} / {_fmt(r['p95_ms'])}"))
         rows.append(_line(s, "p99 ms", per, lambda r: r["p99_ms"], f"≤ {limit}", lambda v, m=limit: v <= m))
         rows.append(_line(s, "max ms", per, lambda r: r["max_ms"]))
+        rows.append(_line(s, "server CPU s per 100k msgs (paced)", per, lambda r: r.get("cpu_s_per_100k")))
         rows.append(_line(s, "events got/expected", per, lambda r: f"{r['events']}/{r['events_expected']}"))
     bur = _by_system(results.get("burst", []))
     if bur:

@@ -215,7 +215,8 @@ class Hub:
                 backoff = min(backoff * 2, 5.0)
 
     def _take(self, entries: list) -> None:
-        now = _now_ms()
+        now, wall_ms = _now_ms(), time.time() * 1000
+        window = self.settings.debounce_window_ms
         add = self.debouncer.add
         for raw_id, fields in entries:
             text_id = raw_id.decode()
@@ -223,7 +224,11 @@ class Hub:
             if event_type not in self.by_type:
                 log.warning("skipping stream entry %s of unknown type %r", text_id, event_type)
                 continue
-            add(stream_ids.parse(text_id), event_type, with_bus_id(fields[b"e"].decode(), text_id), now)
+            sid = stream_ids.parse(text_id)
+            # A window runs from the event's publish (its id's ms), not from when we read it:
+            # time spent reaching us is taken off the window, never added to it.
+            waited = min(max(0.0, wall_ms - sid[0]), window)
+            add(sid, event_type, with_bus_id(fields[b"e"].decode(), text_id), now - waited)
         self._wake.set()
 
     def _flush_forever(self) -> None:
