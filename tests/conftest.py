@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from shared.config import Settings
+from shared.event_bus import EventBus
 
 REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 # Databases 1..15 are handed out to tests; database 0 holds only the allocation locks,
@@ -63,6 +64,15 @@ def settings(redis_url: str) -> Settings:
             "REALTIME_REPORT_INTERVAL": "0.2",
         }
     )
+
+
+@pytest.fixture
+def bus(settings: Settings) -> Iterator[EventBus]:
+    """An EventBus bound to this test's Redis database."""
+    bus = EventBus()
+    bus.initialize(settings)
+    yield bus
+    bus.close()
 
 
 @pytest.fixture

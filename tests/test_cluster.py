@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
@@ -21,14 +21,6 @@ from tests.sse_client import SSEClient
 
 API = "/api/realtime"
 ORDERS = EVENT_CHANNELS["ORDERS"]
-
-
-@pytest.fixture
-def bus(settings: Settings) -> Iterator[EventBus]:
-    bus = EventBus()
-    bus.initialize(settings)
-    yield bus
-    bus.close()
 
 
 def get_json(server: GatewayServer, path: str) -> dict:

@@ -39,14 +39,6 @@ def stock(payload_id: str) -> RealTimeEvent:
     return RealTimeEvent.create("INVENTORY_CHANGE", payload_id, "updated", {"quantity": 3})
 
 
-@pytest.fixture
-def bus(settings: Settings) -> Iterator[EventBus]:
-    bus = EventBus()
-    bus.initialize(settings)
-    yield bus
-    bus.close()
-
-
 def wait_for_subscribers(client: redis.Redis, channel: str, baseline: int, timeout: float = 5.0) -> None:
     """Until Redis has registered one more subscriber of ``channel`` than ``baseline``."""
     deadline = time.time() + timeout

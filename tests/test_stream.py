@@ -19,14 +19,6 @@ from tests.sse_client import SSEClient
 KEY = {"X-API-Key": "test-key"}
 
 
-@pytest.fixture
-def bus(settings: Settings):
-    b = EventBus()
-    b.initialize(settings)
-    yield b
-    b.close()
-
-
 def ev(event_type: str, ident: str, action: str = "updated", **data) -> RealTimeEvent:
     return RealTimeEvent.create(event_type, ident, action, data or None)
 

@@ -12,7 +12,8 @@
 
 import { backoffDelay } from "./lib/backoff.js";
 import { SeenIds, withoutDuplicates } from "./lib/dedupe.js";
-import { EVENT_TYPES, queriesFor } from "./lib/invalidation.js";
+import { EVENT_TYPES } from "./lib/invalidation.js";
+import { Listeners } from "./lib/listeners.js";
 import { heartbeatOverdue } from "./lib/status.js";
 
 export { QueryCache } from "./lib/query-cache.js";
@@ -31,7 +32,7 @@ export class AuthError extends Error {
   }
 }
 
-export class RealtimeConnection {
+export class RealtimeConnection extends Listeners {
   constructor({
     baseUrl = "",
     channels = ALL_CHANNELS,
@@ -45,10 +46,8 @@ export class RealtimeConnection {
     random = Math.random,
   } = {}) {
     if (typeof getApiKey !== "function") throw new TypeError("getApiKey must be a function returning the API key");
+    super();
     Object.assign(this, { baseUrl, channels, getApiKey, backoff, connectTimeoutMs, fetch, EventSource, timers, now, random });
-    this.handlers = new Map(); // type or "*" -> Set(handler)
-    this.statusListeners = new Set();
-    this.resetListeners = new Set();
     this.seen = new SeenIds();
     this.lastEventId = null;
     this.lastEvent = null;
@@ -68,36 +67,6 @@ export class RealtimeConnection {
 
   get status() {
     return { ...this.state };
-  }
-
-  /** `handler(message)` for each new message of `types` (a type, a list of types, or "*"). */
-  subscribe(types, handler) {
-    const list = types === "*" ? ["*"] : [].concat(types);
-    for (const type of list) {
-      if (type !== "*" && !EVENT_TYPES.includes(type)) throw new Error(`unknown event type "${type}"`);
-      if (!this.handlers.has(type)) this.handlers.set(type, new Set());
-      this.handlers.get(type).add(handler);
-    }
-    return () => list.forEach((type) => this.handlers.get(type)?.delete(handler));
-  }
-
-  onStatus(listener) {
-    this.statusListeners.add(listener);
-    listener(this.status);
-    return () => this.statusListeners.delete(listener);
-  }
-
-  /** Called when the client may have missed events (a `reset`, or a reconnect that did not resume). */
-  onReset(listener) {
-    this.resetListeners.add(listener);
-    return () => this.resetListeners.delete(listener);
-  }
-
-  /** Keep a QueryCache fresh: each message invalidates its queries; a reset invalidates all. */
-  attach(cache) {
-    const offMessages = this.subscribe("*", (message) => cache.invalidate(queriesFor(message.type)));
-    const offReset = this.onReset(() => cache.invalidateAll());
-    return () => { offMessages(); offReset(); };
   }
 
   start() {
@@ -219,17 +188,11 @@ export class RealtimeConnection {
     const fresh = withoutDuplicates(message, this.seen);
     if (!fresh) return;
     this.lastEvent = fresh;
-    for (const key of [fresh.type, "*"]) {
-      for (const handler of this.handlers.get(key) ?? []) handler(fresh);
-    }
+    this._handOut(fresh);
   }
 
   _remember(e) {
     if (e.lastEventId) this.lastEventId = e.lastEventId;
-  }
-
-  _emitReset(reason) {
-    for (const listener of this.resetListeners) listener(reason);
   }
 
   _armWatchdog() {
@@ -268,8 +231,7 @@ export class RealtimeConnection {
 
   _set(changes) {
     Object.assign(this.state, changes);
-    const snapshot = this.status;
-    for (const listener of this.statusListeners) listener(snapshot);
+    this._emitStatus();
   }
 }
 

@@ -8,23 +8,21 @@
 // Without Web Locks or BroadcastChannel each tab simply keeps its own stream.
 
 import { SeenIds, withoutDuplicates } from "./lib/dedupe.js";
-import { EVENT_TYPES, queriesFor } from "./lib/invalidation.js";
+import { Listeners } from "./lib/listeners.js";
 
 const CHANNEL = "rakuda-realtime";
 
-export class TabSharedConnection {
+export class TabSharedConnection extends Listeners {
   constructor(connection, {
     locks = globalThis.navigator?.locks,
     BroadcastChannel = globalThis.BroadcastChannel,
     name = CHANNEL,
   } = {}) {
+    super();
     Object.assign(this, { connection, locks, name });
     this.shared = Boolean(locks && BroadcastChannel);
     this.channel = this.shared ? new BroadcastChannel(name) : null;
     this.role = "idle"; // "idle" | "waiting" | "leader"
-    this.handlers = new Map();
-    this.statusListeners = new Set();
-    this.resetListeners = new Set();
     this.seen = new SeenIds();
     connection.seen = this.seen; // a new leader drops what the tabs already showed
     this.state = connection.status;
@@ -59,33 +57,6 @@ export class TabSharedConnection {
 
   get isLeader() {
     return this.role === "leader";
-  }
-
-  subscribe(types, handler) {
-    const list = types === "*" ? ["*"] : [].concat(types);
-    for (const type of list) {
-      if (type !== "*" && !EVENT_TYPES.includes(type)) throw new Error(`unknown event type "${type}"`);
-      if (!this.handlers.has(type)) this.handlers.set(type, new Set());
-      this.handlers.get(type).add(handler);
-    }
-    return () => list.forEach((type) => this.handlers.get(type)?.delete(handler));
-  }
-
-  onStatus(listener) {
-    this.statusListeners.add(listener);
-    listener(this.status);
-    return () => this.statusListeners.delete(listener);
-  }
-
-  onReset(listener) {
-    this.resetListeners.add(listener);
-    return () => this.resetListeners.delete(listener);
-  }
-
-  attach(cache) {
-    const offMessages = this.subscribe("*", (message) => cache.invalidate(queriesFor(message.type)));
-    const offReset = this.onReset(() => cache.invalidateAll());
-    return () => { offMessages(); offReset(); };
   }
 
   start() {
@@ -156,18 +127,12 @@ export class TabSharedConnection {
 
   _deliver(message) {
     this.lastEvent = message;
-    for (const key of [message.type, "*"]) {
-      for (const handler of this.handlers.get(key) ?? []) handler(message);
-    }
-  }
-
-  _emitReset(reason) {
-    for (const listener of this.resetListeners) listener(reason);
+    this._handOut(message);
   }
 
   _setStatus(status) {
     this.state = { ...status };
-    for (const listener of this.statusListeners) listener(this.status);
+    this._emitStatus();
   }
 
   _post(data) {

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -15,7 +11,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -34,7 +29,7 @@ from shared.models import (
     Product,
     ProductSource,
 )
-from tests.servers import free_port, wait_for_port
+from tests.servers import GatewayServer
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -42,47 +37,15 @@ POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-APP = "gateway.app:create_app()"
 # Fast reconnects in tests; the production schedule (1 s doubling to 30 s) is unit-tested in tests/js.
 FAST_BACKOFF = "window.RAKUDA_REALTIME_OPTIONS = { backoff: { baseMs: 300, maxMs: 1000 } };"
 
 
-class DashboardServer:
-    """``gunicorn -c gateway/gunicorn_conf.py`` (gevent workers) serving the dashboard; restartable on its port."""
+class DashboardServer(GatewayServer):
+    """The gateway (gunicorn + gevent, one worker), restartable on its port, and pausable."""
 
     def __init__(self, env: dict[str, str], port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, **env, "PORT": str(self.port), "WEB_CONCURRENCY": "1"}
-        self.log_path = Path(tempfile.mkstemp(prefix="dashboard-", suffix=".log")[1])
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> DashboardServer:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "gateway/gunicorn_conf.py", APP],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )
-        wait_for_port(self.port, proc=self.proc)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(self.url + "/api/health", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError(f"dashboard gateway on {self.port} not healthy; log:\n{self.read_log()}")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        super().__init__(env, workers=1, port=port)
 
     def pause(self) -> None:
         """SIGSTOP the master and its workers: connections stay open, nothing is sent (not even heartbeats)."""
@@ -97,9 +60,6 @@ class DashboardServer:
         assert self.proc is not None
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
         return [self.proc.pid, *map(int, children)]
-
-    def read_log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 @pytest.fixture
@@ -163,7 +123,7 @@ def dashboard(dashboard_settings: Settings) -> Iterator[DashboardServer]:
     server = DashboardServer(dashboard_settings.env_items()).start()
     yield server
     server.stop()
-    server.log_path.unlink(missing_ok=True)
+    Path(server.log_path).unlink(missing_ok=True)
 
 
 @pytest.fixture
