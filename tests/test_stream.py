@@ -327,3 +327,17 @@ def test_stopping_the_gateway_ends_streams_at_once_so_clients_reconnect(gateway)
         with pytest.raises((EOFError, OSError)):
             client.collect(8) and client.next(1)
     assert time.time() - started < 3  # not gunicorn's graceful_timeout per stream
+
+
+def test_history_is_bounded_by_age_and_an_id_aged_out_gets_reset(gateway_factory, settings):
+    gateway = gateway_factory(REALTIME_HISTORY_MAX_AGE="1")
+    aging = EventBus()
+    aging.initialize(Settings.from_env({**settings.env_items(), "REALTIME_HISTORY_MAX_AGE": "1"}))
+    first = aging.publish("listings", ev("LISTING_UPDATE", "old"))
+    aging.publish_many("listings", [ev("LISTING_UPDATE", f"o-{i}") for i in range(200)])
+    time.sleep(1.5)
+    aging.publish("listings", ev("LISTING_UPDATE", "new"))  # trims what is older than 1 s
+    aging.close()
+    with SSEClient(gateway.url + "/api/realtime/events", {**KEY, "Last-Event-ID": first}) as client:
+        assert client.next(5).json["resumed"] is False
+        assert client.next(5).event == "reset"
