@@ -98,7 +98,38 @@ def build_rows(results: dict[str, list[dict[str, Any]]]) -> list[Row]:
                           lambda r: f"{r['events_announced']}/{r['events_expected']}"))
     for r in results.get("bus", []):
         rows.append(("bus", r["what"], {"gateway": _fmt(r["per_s"])}, "events/s", ""))
+    for r in results.get("pipeline", []):
+        rows += pipeline_rows(r)
     return rows
+
+
+def pipeline_rows(r: dict[str, Any]) -> list[Row]:
+    """The price-sync rows: figures only (the issue sets no target for them)."""
+    s = f"pipeline {r['listings']:,}"
+
+    def line(metric: str, value: Any) -> Row:
+        return s, metric, {r["system"]: _fmt(value)}, "", ""
+
+    def pair(a: Any, b: Any) -> str:
+        return f"{_fmt(a)} / {_fmt(b)}"
+
+    return [
+        line("listings repriced / seeded (5 % under the formula)", pair(r["repriced"], r["listings"])),
+        line("s from `rakuda prices sync` to the last listing repriced (DB)", r["db_done_s"]),
+        line("s to the last outbox row published", r["last_published_s"]),
+        line("s to the first / last PRICE_CHANGE at the clients", pair(r["first_event_s"], r["last_event_s"])),
+        line("events/s, trigger → last event at the clients", r["events_per_s"]),
+        line("events/s, first outbox row → last published", r["events_per_s_publishing"]),
+        line(f"PRICE_CHANGE events per client ({r['clients']} clients)",
+             pair(r["events_per_client"], r["listings"])),
+        line("publish_many calls (events per call)",
+             f"{_fmt(r['publish_many_calls'])} ({_fmt(r['outbox_published'] / max(1, r['publish_many_calls']))})"),
+        line("outbox rows published / written", pair(r["outbox_published"], r["outbox_rows"])),
+        line(f"worker peak RSS MB, all / largest pool process (concurrency {r['concurrency']})",
+             pair(r["worker_peak_rss_mb"], r["worker_peak_child_rss_mb"])),
+        line("CPU s: worker (all processes) / gateway", pair(r["worker_cpu_s"], r.get("gateway_cpu_s"))),
+        line("seeding s (migrations + bulk insert, not timed above)", r["seed_s"]),
+    ]
 
 
 def render(rows: list[Row], systems: list[str]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -51,13 +52,21 @@ class Plan:
     bus_events: int = 20_000
     wait_limit_s: float = 30.0
     profile_dir: str | None = None  # py-spy the worker during each measured phase
+    pipeline_listings: int = 50_000  # bench.pipeline: a price sync over this many ACTIVE listings
+    pipeline_clients: int = 4
+    pipeline_concurrency: int = 2  # the Procfile's default WORKER_CONCURRENCY
+    pipeline_window_ms: int = 0  # debounce 0: every event is its own message, so every one is counted
+    pipeline_limit_s: float = 900.0
+    pipeline_pg_url: str = field(default_factory=lambda: os.environ.get(
+        "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
 
     @classmethod
     def smoke(cls, redis_url: str, systems: list[str], scenarios: list[str]) -> Plan:
         return cls(redis_url, systems, scenarios, client_processes=2, heartbeat_ms=500, capacity_levels=[200],
                    fanout_levels=[200], fanout_messages=10_000, latency_clients=200, latency_rate=50,
                    latency_seconds=1.5, latency_windows=[0, 200], burst_clients=100, burst_events=5000,
-                   burst_flasksse_events=200, burst_window_ms=200, bus_events=2000, wait_limit_s=10)
+                   burst_flasksse_events=200, burst_window_ms=200, bus_events=2000, wait_limit_s=10,
+                   pipeline_listings=1000, pipeline_clients=2, pipeline_limit_s=60)
 
 
 @contextlib.contextmanager
@@ -287,6 +296,14 @@ def burst(plan: Plan, lc: LoadClient, name: str) -> list[dict[str, Any]]:
         }
         lc.close_all()
     return [row]
+
+
+# --- pipeline: a price sync through the outbox (bench/pipeline.py) -------------------------
+
+def pipeline(plan: Plan, lc: LoadClient, name: str) -> list[dict[str, Any]]:
+    from bench.pipeline import pipeline as run
+
+    return run(plan, lc, name)
 
 
 # --- bus -----------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Keys come in ``X-API-Key`` or ``Authorization: Bearer``, compared in constant time. A
 browser's EventSource cannot set headers, so ``POST /api/realtime/token`` trades a key for
 a short-lived signed token that the stream accepts as a cookie or a ``token`` parameter:
-the key itself never travels in a URL. The token is signed with SECRET_KEY, so it works on
+the key never travels in a URL (the token names it by an HMAC keyed with the token
+secret). The token is signed with SECRET_KEY, so it works on
 every gateway process and survives a restart.
 
 Failures are counted in Redis (only failing requests touch Redis); blocked addresses are
@@ -34,8 +35,9 @@ TOKEN_COOKIE = "rakuda_rt_token"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def key_fingerprint(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
+def key_fingerprint(key: str, secret: str) -> str:
+    """Names a key inside a token without revealing it (an HMAC, not a bare hash to guess at)."""
+    return hmac.new(secret.encode(), b"api-key:" + key.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 class Authenticator:
@@ -43,7 +45,7 @@ class Authenticator:
         self.settings = settings
         self.redis = commands
         self._keys = [k.encode() for k in settings.api_keys]
-        self._fingerprints = {key_fingerprint(k) for k in settings.api_keys}
+        self._fingerprints = {key_fingerprint(k, settings.token_secret) for k in settings.api_keys}
         self._tokens = URLSafeTimedSerializer(settings.token_secret, salt="rakuda-realtime-stream")
         self._blocked: dict[str, float] = {}  # address -> blocked until (epoch seconds)
         self._local_failures: dict[str, list[float]] = {}
@@ -61,7 +63,7 @@ class Authenticator:
         return match.decode() if match else None
 
     def issue_token(self, key: str) -> str:
-        return self._tokens.dumps({"k": key_fingerprint(key)})
+        return self._tokens.dumps({"k": key_fingerprint(key, self.settings.token_secret)})
 
     def token_is_valid(self, token: str) -> bool:
         try:

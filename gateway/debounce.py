@@ -80,6 +80,11 @@ class Debouncer:
         """The stream position already behind us when we start reading."""
         self.read_up_to = sid
 
+    def skip(self, sid: StreamId) -> None:
+        """An entry read from the stream that is not an event: move past it."""
+        if sid > self.read_up_to:
+            self.read_up_to = sid
+
     def add(self, sid: StreamId, event_type: str, event_json: str, now_ms: float) -> None:
         """One event read from the stream; ids must arrive in increasing order."""
         if sid <= self.read_up_to:

@@ -33,7 +33,7 @@ from gateway.metrics import LatencyHistogram, empty_type_counters
 from gateway.stream_ids import StreamId
 from shared.config import Settings
 from shared.constants import CHANNEL_TYPES, HISTORY_STREAM, PROCESS_PREFIX, TYPE_CHANNELS, short_name
-from shared.event_bus import stats_day_key
+from shared.event_bus import ensure_epoch, stats_day_key
 from shared.realtime import with_bus_id
 from shared.redis_client import redis_from_url
 
@@ -77,6 +77,7 @@ class Hub:
         self.redis_error = "not connected yet"
         self.on_report: list[Callable[[], None]] = []
         self._position_known = False
+        self.epoch = ""  # of the history being read; in every id we hand out
         self._position_lock = gevent.lock.Semaphore()
         self._reported = empty_type_counters(EVENT_TYPES)
         self._wake = gevent.event.Event()
@@ -121,6 +122,7 @@ class Hub:
             return
         with self._position_lock:
             if not self._position_known:
+                self.epoch = ensure_epoch(client or self.redis)
                 self.debouncer.start_at(history.read_info(client or self.redis).last_generated)
                 self._position_known = True
 
@@ -154,8 +156,9 @@ class Hub:
         if last_event_id is None or last_event_id == "":
             return ResumePlan(resumed=False, reset=False)
         try:
-            after = stream_ids.parse(last_event_id)
-            resumable = history.can_resume_from(history.read_info(self.redis), after)
+            epoch, after = stream_ids.parse_cursor(last_event_id)
+            resumable = (epoch == ensure_epoch(self.redis)
+                         and history.can_resume_from(history.read_info(self.redis), after))
         except ValueError:
             resumable = False
         except redis.RedisError as exc:
@@ -186,7 +189,7 @@ class Hub:
     def _replay_message(self, event_type: str | None, run: list[str], cursor: StreamId, chunked: bool) -> bytes:
         assert event_type is not None
         self.replayed_events += len(run)
-        raw = messages.event_message(event_type, messages.batch_data(event_type, run, len(run)), cursor)
+        raw = messages.event_message(event_type, messages.batch_data(event_type, run, len(run)), cursor, self.epoch)
         return messages.sse.chunk(raw) if chunked else raw
 
     def reset_cursor(self, client: StreamClient) -> StreamId:
@@ -196,40 +199,50 @@ class Hub:
     def _read_forever(self) -> None:
         reader = redis_from_url(self.settings.redis_url, max_connections=1, socket_timeout=READ_BLOCK_MS / 1000 + 5,
                                 client_name="rakuda-gateway-reader")
-        backoff = 0.1
-        while True:
-            try:
-                self.ensure_position(reader)
-                position = stream_ids.format(self.debouncer.read_up_to)
-                response = reader.xread({HISTORY_STREAM: position}, count=READ_COUNT, block=READ_BLOCK_MS)
-                if not self.redis_ok:
-                    log.info("Redis reachable again; reading the history from %s", position)
-                self.redis_ok, self.redis_error, backoff = True, "", 0.1
-                if response:
-                    self._take(response[0][1])
-            except redis.RedisError as exc:
-                if self.redis_ok:
-                    log.warning("Redis unreachable (%s); retrying with backoff", exc)
-                self.redis_ok, self.redis_error = False, str(exc) or exc.__class__.__name__
-                gevent.sleep(backoff * (0.5 + random.random()))
-                backoff = min(backoff * 2, 5.0)
+        backoff, reconnected = 0.1, False
+        try:
+            while True:
+                try:
+                    self.ensure_position(reader)
+                    if reconnected:
+                        # A Redis that lost its data has a new epoch: the ids we hand out say so.
+                        self.epoch = ensure_epoch(reader)
+                        log.info("Redis reachable again; reading the history from %s (epoch %s)",
+                                 stream_ids.format(self.debouncer.read_up_to), self.epoch)
+                    position = stream_ids.format(self.debouncer.read_up_to)
+                    response = reader.xread({HISTORY_STREAM: position}, count=READ_COUNT, block=READ_BLOCK_MS)
+                    self.redis_ok, self.redis_error, backoff, reconnected = True, "", 0.1, False
+                    if response:
+                        self._take(response[0][1])
+                except redis.RedisError as exc:
+                    if self.redis_ok:
+                        log.warning("Redis unreachable (%s); retrying with backoff", exc)
+                    self.redis_ok, self.redis_error = False, str(exc) or exc.__class__.__name__
+                    reconnected = True
+                    gevent.sleep(backoff * (0.5 + random.random()))
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            reader.close()
+            reader.connection_pool.disconnect()
 
     def _take(self, entries: list) -> None:
         now, wall_ms = _now_ms(), time.time() * 1000
-        window = self.settings.debounce_window_ms
-        add = self.debouncer.add
-        for raw_id, fields in entries:
-            text_id = raw_id.decode()
-            event_type = fields[b"t"].decode()
-            if event_type not in self.by_type:
-                log.warning("skipping stream entry %s of unknown type %r", text_id, event_type)
-                continue
-            sid = stream_ids.parse(text_id)
-            # A window runs from the event's publish (its id's ms), not from when we read it:
-            # time spent reaching us is taken off the window, never added to it.
-            waited = min(max(0.0, wall_ms - sid[0]), window)
-            add(sid, event_type, with_bus_id(fields[b"e"].decode(), text_id), now - waited)
-        self._wake.set()
+        # The time an event took to reach us is taken off its window (a window runs from the
+        # publish), but at most 100 ms: a gateway clock ahead of Redis's must not end windows early.
+        max_credit = min(float(self.settings.debounce_window_ms), 100.0)
+        try:
+            for raw_id, fields in entries:
+                text_id = raw_id.decode()
+                sid = stream_ids.parse(text_id)
+                event_type, body = fields.get(b"t", b"").decode(), fields.get(b"e")
+                if event_type not in self.by_type or body is None:
+                    log.warning("skipping history entry %s: not an event (type %r)", text_id, event_type)
+                    self.debouncer.skip(sid)
+                    continue
+                credit = min(max(0.0, wall_ms - sid[0]), max_credit)
+                self.debouncer.add(sid, event_type, with_bus_id(body.decode(), text_id), now - credit)
+        finally:
+            self._wake.set()
 
     def _flush_forever(self) -> None:
         while True:
@@ -262,7 +275,8 @@ class Hub:
             if plan is None:
                 mine = [i for i, b in enumerate(batches) if b.type in client.types]
                 raw = b"".join(
-                    messages.event_message(batches[i].type, data[i], batches[i].cursor_for(client.types)) for i in mine
+                    messages.event_message(batches[i].type, data[i], batches[i].cursor_for(client.types), self.epoch)
+                    for i in mine
                 )
                 plan = plans[key] = (messages.sse.chunk(raw) if client.chunked else raw, mine)
             frame, mine = plan
@@ -303,8 +317,9 @@ class Hub:
 
     def beat(self) -> None:
         body = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        epoch = self.epoch
         frames = messages.Frames(
-            lambda types: messages.json_message("heartbeat", body, cursor=self.debouncer.cursor(types))
+            lambda types: messages.json_message("heartbeat", body, cursor=self.debouncer.cursor(types), epoch=epoch)
         )
         for client in list(self.clients.values()):
             client.send(frames.for_client(client.types, client.chunked))

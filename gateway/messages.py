@@ -22,14 +22,15 @@ def batch_data(event_type: str, events: Sequence[str], count: int) -> str:
     return head + "}"
 
 
-def event_message(event_type: str, data: str, cursor: StreamId) -> bytes:
-    return sse.encode(data, event=event_type, id=stream_ids.format(cursor))
+def event_message(event_type: str, data: str, cursor: StreamId, epoch: str) -> bytes:
+    return sse.encode(data, event=event_type, id=stream_ids.format_cursor(epoch, cursor))
 
 
-def json_message(event: str, body: dict[str, Any], cursor: StreamId | None = None,
+def json_message(event: str, body: dict[str, Any], cursor: StreamId | None = None, epoch: str = "",
                  retry: int | None = None) -> bytes:
     data = json.dumps(body, separators=(",", ":"))
-    return sse.encode(data, event=event, id=stream_ids.format(cursor) if cursor else None, retry=retry)
+    sse_id = stream_ids.format_cursor(epoch, cursor) if cursor is not None and epoch else None
+    return sse.encode(data, event=event, id=sse_id, retry=retry)
 
 
 class Frames:

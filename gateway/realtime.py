@@ -63,9 +63,6 @@ def events() -> Response:
     get_auth().authenticate(allow_token=True)
     channels = parse_channels(request.args.get("channels"))
     hub = get_hub()
-    if len(hub.clients) >= settings.max_connections:
-        raise HttpError(503, f"this process holds its maximum of {settings.max_connections} streams",
-                        headers={"Retry-After": "5"})
     sock = request.environ.get("gunicorn.socket")
     if sock is None:
         raise HttpError(500, "the event stream needs gunicorn's gevent worker (gateway/gunicorn_conf.py)")
@@ -76,6 +73,11 @@ def events() -> Response:
         hub.ensure_position()
     except redis.RedisError as exc:
         raise HttpError(503, f"Redis is unreachable, try again shortly: {exc}", headers={"Retry-After": "2"}) from None
+    # Checked after the last Redis call of this view: nothing yields between here and the
+    # registration in stream(), so concurrent connects cannot slip past the limit.
+    if len(hub.clients) >= settings.max_connections:
+        raise HttpError(503, f"this process holds its maximum of {settings.max_connections} streams",
+                        headers={"Retry-After": "5"})
     types = types_for_channels(channels)
     remote = request.remote_addr or ""
     hello = {
@@ -98,13 +100,19 @@ def events() -> Response:
                 first += messages.json_message(
                     "reset", {"reason": "the requested Last-Event-ID is unknown or older than the history",
                               "lastEventId": last_event_id},
-                    cursor=hub.reset_cursor(client),
+                    cursor=hub.reset_cursor(client), epoch=hub.epoch,
                 )
             yield first  # gunicorn writes the headers and this at once; from here the hub writes
             # gunicorn sets TCP_NODELAY: one packet per write. A stream wants the kernel to
             # merge back-to-back messages (2.3x the messages/s at 1k clients, docs/benchmarks.md);
             # the first write after a pause still leaves at once.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+            # A peer that vanished without closing (sleep, NAT drop) leaves our heartbeat
+            # unacknowledged: the kernel gives up after one heartbeat interval (or the send
+            # timeout, if longer: a slow reader is ours to drop, and count), and the waiting
+            # recv ends the stream.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT,
+                            max(settings.heartbeat_interval_ms, settings.send_timeout_ms))
             if plan.after is not None:
                 try:
                     for message in hub.replay(client, plan.after):

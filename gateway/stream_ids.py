@@ -34,3 +34,16 @@ def predecessor(sid: StreamId) -> StreamId:
     if ms > 0:
         return ms - 1, _MAX_SEQ
     return ZERO
+
+
+def format_cursor(epoch: str, sid: StreamId) -> str:
+    """The SSE ``id:``: the history's epoch and a position in it, ``<epoch>:<ms>-<seq>``."""
+    return f"{epoch}:{sid[0]}-{sid[1]}"
+
+
+def parse_cursor(text: str) -> tuple[str, StreamId]:
+    """``"3f2a9c1b:1700000000000-3"`` → ("3f2a9c1b", (1700000000000, 3)); ValueError otherwise."""
+    epoch, sep, position = text.strip().partition(":")
+    if not sep or not epoch or not epoch.isalnum():
+        raise ValueError(f"not a stream cursor: {text!r}")
+    return epoch, parse(position)

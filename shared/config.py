@@ -82,6 +82,7 @@ class Settings:
     token_ttl_s: int = setting("REALTIME_TOKEN_TTL", 900, _int, minimum=1)
     auth_max_failures: int = setting("AUTH_MAX_FAILURES", 5, _int, minimum=1)
     auth_block_s: int = setting("AUTH_BLOCK_SECONDS", 900, _int, minimum=1)
+    trusted_proxies: int = setting("TRUSTED_PROXIES", 0, _int)
     # --- Database, Celery, webhooks, pricing (the task pipeline) ---
     database_url: str = setting("DATABASE_URL", "sqlite:///rakuda.db")
     celery_broker_url: str = setting("CELERY_BROKER_URL", "")

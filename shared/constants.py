@@ -27,6 +27,9 @@ CHANNEL_NAMES: Final = {full.rsplit(":", 1)[1]: full for full in EVENT_CHANNELS.
 KEY_PREFIX: Final = "rakuda:realtime:"
 # Every published event is appended here (capped), which is what makes resume possible.
 HISTORY_STREAM: Final = KEY_PREFIX + "history"
+# Names this incarnation of the history: a Redis that lost its data (a restart without
+# persistence, a flush) gets a new epoch, so an id from before can never resume silently.
+HISTORY_EPOCH: Final = KEY_PREFIX + "history:epoch"
 STATS_DAY_PREFIX: Final = KEY_PREFIX + "stats:"  # + YYYY-MM-DD, a hash
 PROCESS_PREFIX: Final = KEY_PREFIX + "process:"  # + process id, a JSON snapshot with TTL
 AUTH_FAILURES_PREFIX: Final = KEY_PREFIX + "authfail:"  # + client address, a counter

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 import redis
 
 from shared.config import Settings, get_settings
-from shared.constants import CHANNEL_TYPES, HISTORY_STREAM, STATS_DAY_PREFIX, channel_for_name
+from shared.constants import CHANNEL_TYPES, HISTORY_EPOCH, HISTORY_STREAM, STATS_DAY_PREFIX, channel_for_name
 from shared.exceptions import ChannelMismatchError, PublishError, UnknownChannelError
 from shared.realtime import RealTimeEvent
 from shared.redis_client import redis_from_url
@@ -35,10 +36,11 @@ EventLike = RealTimeEvent | dict[str, Any] | str
 
 _PUBLISH_SCRIPT = """
 local maxlen, max_age_ms, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+redis.call('SET', KEYS[3], ARGV[4], 'NX')
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ids, counts = {}, {}
-for i = 4, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   local channel, etype, body = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 't', etype, 'e', body)
   redis.call('PUBLISH', channel, '{"id":"' .. id .. '",' .. string.sub(body, 2))
@@ -56,6 +58,20 @@ return ids
 # Events per script call in publish_many: big enough for one round trip per typical batch,
 # small enough that Redis is never blocked for long by one call.
 PUBLISH_CHUNK = 1000
+
+
+def new_epoch() -> str:
+    """A candidate epoch: taken only where the history has none (SET NX)."""
+    return uuid.uuid4().hex[:8]
+
+
+def ensure_epoch(client: redis.Redis) -> str:
+    """The history's epoch, created if this Redis has none (yet, or any more)."""
+    pipe = client.pipeline()
+    pipe.set(HISTORY_EPOCH, new_epoch(), nx=True)
+    pipe.get(HISTORY_EPOCH)
+    value = pipe.execute()[1]
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def stats_day_key(day: datetime | None = None) -> str:
@@ -146,8 +162,8 @@ class EventBus:
             log.info("REALTIME_ENABLED is false: %d event(s) for %s not published", len(checked), full_channel)
             return []
         header = [settings.history_max_events, settings.history_max_age_s * 1000,
-                  settings.stats_retention_days * 86400]
-        keys = [HISTORY_STREAM, stats_day_key()]
+                  settings.stats_retention_days * 86400, new_epoch()]
+        keys = [HISTORY_STREAM, stats_day_key(), HISTORY_EPOCH]
         ids: list[str] = []
         try:
             # Encoded chunk by chunk, so that the first events of a big batch leave early.

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from shared.models import ExchangeRate, Listing, ListingStatus, PriceHistory, PriceSetting
 from shared.realtime import RealTimeEvent, RealTimeEventType
@@ -56,8 +57,9 @@ def plan_reprices(rt: Runtime, listing_ids: list[int], result: SyncResult) -> li
         if rate_row is None:
             raise MissingExchangeRateError()
         fees = {s.marketplace.value: fees_from(s) for s in session.scalars(select(PriceSetting))}
-        listings = session.scalars(select(Listing).where(Listing.id.in_(listing_ids),
-                                                         Listing.status == ListingStatus.ACTIVE)).all()
+        # Products come with their listings in one more query, not one query per listing.
+        listings = session.scalars(select(Listing).options(selectinload(Listing.product))
+                                   .where(Listing.id.in_(listing_ids), Listing.status == ListingStatus.ACTIVE)).all()
         plans = []
         for listing in listings:
             result.examined += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -36,8 +37,18 @@ def wait_for_port(port: int, timeout: float = 15.0, proc: subprocess.Popen | Non
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
+def procfile_command(process: str) -> list[str]:
+    """The Procfile's line for ``process``, run with this interpreter: tests start what production runs."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() == process:
+            argv = shlex.split(command)
+            return [sys.executable, "-m", argv[0], *argv[1:]]
+    raise KeyError(f"no {process!r} line in the Procfile")
+
+
 class GatewayServer:
-    """``gunicorn -c gateway/gunicorn_conf.py 'gateway.app:create_app()'`` with the given env."""
+    """The Procfile's ``web`` process (gunicorn + gevent) with the given env, on a free port."""
 
     def __init__(self, env: dict[str, str], workers: int = 1, port: int | None = None) -> None:
         self.port = port or free_port()
@@ -51,7 +62,7 @@ class GatewayServer:
     def start(self) -> GatewayServer:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "-c", "gateway/gunicorn_conf.py", "gateway.app:create_app()"],
+                procfile_command("web"),
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )
         wait_for_port(self.port, proc=self.proc)

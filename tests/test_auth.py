@@ -177,3 +177,25 @@ def test_keys_and_tokens_never_reach_the_log(gateway: GatewayServer):
     assert f"{API}/status" in log
     for secret in ["test-key", "test-secret", token, token[:20], wrong]:
         assert secret not in log, f"{secret!r} appears in the gateway log"
+
+
+def test_a_token_does_not_carry_a_bare_hash_of_the_key(gateway: GatewayServer):
+    """Regression: the token's readable payload held sha256(key)[:16], open to offline guessing."""
+    import base64
+    import hashlib
+
+    token = token_for(gateway).json()["token"]
+    payload = token.split(".")[0]
+    readable = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
+    assert hashlib.sha256(b"test-key").hexdigest()[:16] not in readable
+
+
+def test_behind_a_trusted_proxy_one_guesser_does_not_block_everyone(gateway_factory):
+    server = gateway_factory(AUTH_MAX_FAILURES="2", TRUSTED_PROXIES="1")
+    for _ in range(2):
+        assert_json_error(call(server, "GET", "/status", headers={"X-API-Key": "guess",
+                                                                   "X-Forwarded-For": "203.0.113.7"}), 401)
+    blocked = call(server, "GET", "/status", headers={"X-API-Key": "test-key", "X-Forwarded-For": "203.0.113.7"})
+    assert_json_error(blocked, 429)
+    other = call(server, "GET", "/status", headers={"X-API-Key": "test-key", "X-Forwarded-For": "198.51.100.2"})
+    assert other.status_code == 200, other.text

@@ -228,3 +228,12 @@ def test_redis_connections_stay_few_however_many_clients(gateway: GatewayServer,
         with_fifty = _clients_on_db(admin, db)
         assert len(with_fifty) <= 5, [(c["name"], c["cmd"], c["addr"]) for c in with_fifty]
         assert len(with_fifty) <= with_one + 2
+
+
+def test_a_process_that_died_drops_out_of_the_totals(two_gateways):
+    first, second = two_gateways
+    assert poll(lambda: get_json(first, "/status"), lambda st: st["processCount"] == 2)["processCount"] == 2
+    second.proc.kill()  # no goodbye: its report has to expire
+    second.proc.wait()
+    status = poll(lambda: get_json(first, "/status"), lambda st: st["processCount"] == 1, timeout=5.0)
+    assert status["processCount"] == 1

@@ -9,9 +9,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 import requests
 
 from shared.config import Settings
+from shared.constants import HISTORY_EPOCH
 from shared.event_bus import EventBus
 from shared.realtime import RealTimeEvent
 from tests.sse_client import SSEClient
@@ -38,7 +40,7 @@ def test_stream_headers_and_connected_message_arrive_at_once(gateway):
     started = time.time()
     with SSEClient(gateway.url + "/api/realtime/events?channels=inventory,orders", KEY) as client:
         first = client.next(5)
-        assert time.time() - started < 2
+        assert time.time() - started < 0.5  # not held back until the first heartbeat (1 s)
         assert client.headers["content-type"].startswith("text/event-stream")
         assert "no-cache" in client.headers["cache-control"]
         assert client.headers["x-accel-buffering"] == "no"
@@ -104,7 +106,7 @@ def test_window_is_not_reset_by_a_continuous_stream(gateway, bus):
     delays = {pid: m.received_at - sent_at[pid] for m in messages for pid in payload_ids(m)}
     assert set(delays) == set(sent_at)
     assert len(messages) >= 6  # about one per 200 ms window, not one at the end
-    assert max(delays.values()) < 0.2 + 0.6, max(delays.values())
+    assert max(delays.values()) < 0.2 + 0.3, max(delays.values())
 
 
 def test_big_window_is_truncated_with_full_count(gateway, bus):
@@ -201,6 +203,15 @@ def test_unknown_last_event_id_gets_reset(gateway, last_id):
         assert client.next(5).event == "reset"
 
 
+def cursor(settings: Settings, bus_id: str) -> str:
+    """The SSE id the gateway would give for ``bus_id`` (the history's epoch, then the position)."""
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    try:
+        return f"{client.get(HISTORY_EPOCH)}:{bus_id}"
+    finally:
+        client.close()
+
+
 def test_id_older_than_the_history_gets_reset(gateway_factory, bus, settings):
     gateway = gateway_factory(REALTIME_HISTORY_MAX="100")
     small = EventBus()
@@ -208,7 +219,7 @@ def test_id_older_than_the_history_gets_reset(gateway_factory, bus, settings):
     first = small.publish("listings", ev("LISTING_UPDATE", "old"))
     small.publish_many("listings", [ev("LISTING_UPDATE", f"n-{i}") for i in range(400)])
     small.close()
-    with SSEClient(gateway.url + "/api/realtime/events", {**KEY, "Last-Event-ID": first}) as client:
+    with SSEClient(gateway.url + "/api/realtime/events", {**KEY, "Last-Event-ID": cursor(settings, first)}) as client:
         assert client.next(5).json["resumed"] is False
         assert client.next(5).event == "reset"
 
@@ -338,6 +349,37 @@ def test_history_is_bounded_by_age_and_an_id_aged_out_gets_reset(gateway_factory
     time.sleep(1.5)
     aging.publish("listings", ev("LISTING_UPDATE", "new"))  # trims what is older than 1 s
     aging.close()
-    with SSEClient(gateway.url + "/api/realtime/events", {**KEY, "Last-Event-ID": first}) as client:
+    with SSEClient(gateway.url + "/api/realtime/events", {**KEY, "Last-Event-ID": cursor(settings, first)}) as client:
         assert client.next(5).json["resumed"] is False
         assert client.next(5).event == "reset"
+
+
+def test_batch_size_limit_is_a_setting(gateway_factory, bus):
+    gateway = gateway_factory(SSE_BATCH_MAX_EVENTS="10")
+    with stream(gateway, "?channels=orders") as client:
+        bus.publish_many("orders", [ev("ORDER_RECEIVED", f"o-{i}", "created") for i in range(25)])
+        body = client.next_event(5).json
+    assert body["count"] == 25 and len(body["events"]) == 10 and body["truncated"] is True
+
+
+def test_resume_across_a_redis_that_lost_its_data_is_a_reset_not_a_gap(gateway, bus, redis_client):
+    """Regression: after a flush (or a restart without persistence) the new history looked
+    complete, so a resume replayed only what the new Redis had and lost the rest silently."""
+    with stream(gateway, "?channels=orders") as client:
+        bus.publish("orders", ev("ORDER_RECEIVED", "a", "created"))
+        client.next_event(5)
+        last_id = client.last_id
+    bus.publish("orders", ev("ORDER_RECEIVED", "b", "created"))  # missed, then lost with the data
+    redis_client.flushdb()
+    bus.publish("orders", ev("ORDER_RECEIVED", "c", "created"))
+    with SSEClient(gateway.url + "/api/realtime/events?channels=orders", {**KEY, "Last-Event-ID": last_id}) as client:
+        assert client.next(5).json["resumed"] is False
+        assert client.next(5).event == "reset"
+
+
+def test_an_entry_that_is_not_an_event_does_not_stall_the_stream(gateway, bus, redis_client):
+    with stream(gateway, "?channels=orders") as client:
+        redis_client.xadd("rakuda:realtime:history", {"foo": "bar"})
+        redis_client.xadd("rakuda:realtime:history", {"t": "NOT_A_TYPE", "e": "{}"})
+        bus.publish("orders", ev("ORDER_RECEIVED", "after", "created"))
+        assert payload_ids(client.next_event(5)) == ["after"]
