@@ -383,3 +383,23 @@ def test_an_entry_that_is_not_an_event_does_not_stall_the_stream(gateway, bus, r
         redis_client.xadd("rakuda:realtime:history", {"t": "NOT_A_TYPE", "e": "{}"})
         bus.publish("orders", ev("ORDER_RECEIVED", "after", "created"))
         assert payload_ids(client.next_event(5)) == ["after"]
+
+
+def test_a_client_whose_socket_takes_nothing_is_dropped_after_the_send_timeout(gateway_factory, bus):
+    """The buffer is far from full: it is the blocked write that counts (SSE_SEND_TIMEOUT)."""
+    gateway = gateway_factory(SSE_DEBOUNCE_WINDOW="0", SSE_CLIENT_BUFFER="104857600", SSE_SEND_TIMEOUT="1000")
+    stuck = socket.socket()
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.connect(("127.0.0.1", gateway.port))
+    stuck.sendall(b"GET /api/realtime/events?channels=listings HTTP/1.1\r\nHost: x\r\nX-API-Key: test-key\r\n\r\n")
+    time.sleep(0.3)
+    blob = "x" * 20000
+    bus.publish_many("listings", [ev("LISTING_UPDATE", f"l-{i}", blob=blob) for i in range(400)])  # ~8 MB
+    deadline = time.time() + 8
+    dropped = 0
+    while time.time() < deadline and not dropped:
+        time.sleep(0.2)
+        dropped = requests.get(gateway.url + "/api/realtime/stats", headers=KEY, timeout=5).json()[
+            "slowClientsDropped"]
+    stuck.close()
+    assert dropped == 1
