@@ -179,14 +179,19 @@ def one(session: Session, model: type, raw_id: str, what: str, *options: Any) ->
 
 
 # --- routes ---
-@api_bp.get("/products")
-def products() -> Response:
+def products_query() -> Select:
+    """Products in id order, ``?available=true|false`` to filter (products and inventory share it)."""
     query = select(Product).order_by(Product.id)
     available = bool_arg("available")
     if available is not None:
         query = query.where(Product.is_available.is_(available))
+    return query
+
+
+@api_bp.get("/products")
+def products() -> Response:
     with get_database().new_session() as session:
-        return paginated(session, query, product_json)
+        return paginated(session, products_query(), product_json)
 
 
 @api_bp.get("/products/<raw_id>")
@@ -198,12 +203,8 @@ def product(raw_id: str) -> Response:
 
 @api_bp.get("/inventory")
 def inventory() -> Response:
-    query = select(Product).order_by(Product.id)
-    available = bool_arg("available")
-    if available is not None:
-        query = query.where(Product.is_available.is_(available))
     with get_database().new_session() as session:
-        return paginated(session, query, inventory_json)
+        return paginated(session, products_query(), inventory_json)
 
 
 @api_bp.get("/inventory/<raw_id>")

@@ -278,13 +278,19 @@ def test_connections_lists_open_streams(gateway, bus):
     assert conn["connectedAt"] and conn["lastEventAt"]
 
 
+def never_reading_stream(gateway) -> socket.socket:
+    """A stream on ``listings`` whose client never reads (and advertises a tiny window)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", gateway.port))
+    sock.sendall(b"GET /api/realtime/events?channels=listings HTTP/1.1\r\nHost: x\r\nX-API-Key: test-key\r\n\r\n")
+    time.sleep(0.3)
+    return sock
+
+
 def test_slow_client_is_dropped_while_a_fast_client_keeps_its_latency(gateway_factory, bus):
     gateway = gateway_factory(SSE_DEBOUNCE_WINDOW="0", SSE_CLIENT_BUFFER="65536", SSE_SEND_TIMEOUT="2000")
-    slow = socket.socket()
-    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    slow.connect(("127.0.0.1", gateway.port))
-    slow.sendall(b"GET /api/realtime/events?channels=listings HTTP/1.1\r\nHost: x\r\nX-API-Key: test-key\r\n\r\n")
-    time.sleep(0.3)
+    slow = never_reading_stream(gateway)
     blob = "x" * 10000
     delays = []
     with stream(gateway, "?channels=listings") as fast:
@@ -388,11 +394,7 @@ def test_an_entry_that_is_not_an_event_does_not_stall_the_stream(gateway, bus, r
 def test_a_client_whose_socket_takes_nothing_is_dropped_after_the_send_timeout(gateway_factory, bus):
     """The buffer is far from full: it is the blocked write that counts (SSE_SEND_TIMEOUT)."""
     gateway = gateway_factory(SSE_DEBOUNCE_WINDOW="0", SSE_CLIENT_BUFFER="104857600", SSE_SEND_TIMEOUT="1000")
-    stuck = socket.socket()
-    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    stuck.connect(("127.0.0.1", gateway.port))
-    stuck.sendall(b"GET /api/realtime/events?channels=listings HTTP/1.1\r\nHost: x\r\nX-API-Key: test-key\r\n\r\n")
-    time.sleep(0.3)
+    stuck = never_reading_stream(gateway)
     blob = "x" * 20000
     bus.publish_many("listings", [ev("LISTING_UPDATE", f"l-{i}", blob=blob) for i in range(400)])  # ~8 MB
     deadline = time.time() + 8
