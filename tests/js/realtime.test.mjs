@@ -3,28 +3,7 @@ import { test } from "node:test";
 
 import { QueryCache, RealtimeConnection } from "../../gateway/static/realtime.js";
 import { FakeTimers, settle } from "./fake-timers.mjs";
-
-class FakeEventSource {
-  static all = [];
-  constructor(url) {
-    this.url = url;
-    this.listeners = {};
-    this.closed = false;
-    FakeEventSource.all.push(this);
-  }
-  addEventListener(type, fn) {
-    (this.listeners[type] ??= []).push(fn);
-  }
-  close() {
-    this.closed = true;
-  }
-  emit(type, data, lastEventId = "") {
-    for (const fn of this.listeners[type] ?? []) fn({ type, data: JSON.stringify(data), lastEventId });
-  }
-  fail() {
-    this.onerror?.({});
-  }
-}
+import { FakeEventSource } from "./fake-event-source.mjs";
 
 function setup({ tokenStatus = () => 200 } = {}) {
   FakeEventSource.all = [];

@@ -4,6 +4,7 @@ import { test } from "node:test";
 import { RealtimeConnection } from "../../gateway/static/realtime.js";
 import { TabSharedConnection } from "../../gateway/static/shared-tabs.js";
 import { FakeTimers, settle } from "./fake-timers.mjs";
+import { FakeEventSource } from "./fake-event-source.mjs";
 
 // One "browser": a lock manager and broadcast channels shared by its tabs.
 class FakeLocks {
@@ -51,25 +52,6 @@ function fakeBroadcast() {
       open.delete(this);
     }
   };
-}
-
-class FakeEventSource {
-  static all = [];
-  constructor(url) {
-    this.url = url;
-    this.listeners = {};
-    this.closed = false;
-    FakeEventSource.all.push(this);
-  }
-  addEventListener(type, fn) {
-    (this.listeners[type] ??= []).push(fn);
-  }
-  close() {
-    this.closed = true;
-  }
-  emit(type, data, lastEventId = "") {
-    for (const fn of this.listeners[type] ?? []) fn({ type, data: JSON.stringify(data), lastEventId });
-  }
 }
 
 function browser() {
