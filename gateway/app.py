@@ -8,11 +8,15 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from gateway import request_ids, webhooks
 from gateway.api import api_bp
+from gateway.api_docs import docs_bp
 from gateway.auth import Authenticator
 from gateway.dashboard import dashboard_bp
 from gateway.errors import HttpError, render
+from gateway.health import probes_bp
 from gateway.hub import Hub
+from gateway.prometheus import build_registry, count_webhook_outcome, metrics_bp, outbox_unsent
 from gateway.realtime import health_bp, realtime_bp
 from gateway.webhooks import webhooks_bp
 from shared.config import Settings
@@ -41,6 +45,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(dashboard_bp)
+    app.register_blueprint(probes_bp)
+    app.register_blueprint(metrics_bp)
+    app.register_blueprint(docs_bp)
+    app.extensions["rakuda_metrics"] = build_registry(hub, lambda: outbox_unsent(webhooks._database()))
+    app.after_request(count_webhook_outcome)
+    request_ids.install(app)
 
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,  # type: ignore[method-assign]

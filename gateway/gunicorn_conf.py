@@ -21,6 +21,13 @@ accesslog = os.environ.get("ACCESS_LOG", "-")
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
+if os.environ.get("LOG_FORMAT", "text").strip().lower() == "json":
+    # One JSON object per line from gunicorn, the access log and the app (shared/logs.py);
+    # the request id of an access line is the X-Request-ID the gateway answered with.
+    from shared.logs import gunicorn_logconfig
+
+    logconfig_dict = gunicorn_logconfig(loglevel)
+    access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms %({x-request-id}o)s'
 
 
 def on_starting(server):

@@ -31,6 +31,7 @@ from gateway.clients import StreamClient
 from gateway.debounce import Batch, Debouncer, cursor_with, not_held
 from gateway.metrics import LatencyHistogram, empty_type_counters
 from gateway.stream_ids import StreamId
+from gateway.totals import DropReason, TotalsReporter, drop_reason, flat_counters
 from shared.config import Settings
 from shared.constants import CHANNEL_TYPES, HISTORY_STREAM, PROCESS_PREFIX, TYPE_CHANNELS, short_name
 from shared.event_bus import ensure_epoch, stats_day_key
@@ -73,6 +74,9 @@ class Hub:
         self.replayed_events = 0
         self.resets = 0
         self.slow_dropped = 0
+        self.drops: dict[str, int] = dict.fromkeys(DropReason, 0)
+        self.latency_sum_ms = 0.0
+        self._totals = TotalsReporter()
         self.redis_ok = False
         self.redis_error = "not connected yet"
         self.on_report: list[Callable[[], None]] = []
@@ -106,12 +110,18 @@ class Hub:
     def running(self) -> bool:
         return bool(self._greenlets)
 
+    @property
+    def loops_alive(self) -> bool:
+        """The reader, flusher, heartbeat and reporter loops are all running."""
+        return bool(self._greenlets) and not any(g.dead for g in self._greenlets)
+
     def stop(self) -> None:
         for client in list(self.clients.values()):
             client.close("server stopping")
         gevent.killall(self._greenlets, block=True, timeout=2)
         self._greenlets.clear()
         try:
+            self.report()  # the streams just closed count as shutdown drops
             self.redis.delete(PROCESS_PREFIX + self.process_id)
         except redis.RedisError:
             pass
@@ -148,6 +158,9 @@ class Hub:
         self.clients.pop(client.id, None)
         for event_type in client.types:
             self.by_type[event_type].discard(client)
+        dropped = drop_reason(reason)
+        if dropped is not None:
+            self.drops[dropped] += 1
         if reason.startswith("slow"):
             self.slow_dropped += 1
             log.info("stream %s dropped: %s", client.id, reason)
@@ -303,7 +316,9 @@ class Hub:
             counters["batched"] += clients
         if clients:
             for sid, _body in batch.events:
-                self.latency.record(max(0.0, written_ms - sid[0]), clients)
+                latency_ms = max(0.0, written_ms - sid[0])
+                self.latency.record(latency_ms, clients)
+                self.latency_sum_ms += latency_ms * clients
 
     def _beat_forever(self) -> None:
         interval = self.settings.heartbeat_interval_ms / 1000
@@ -341,7 +356,10 @@ class Hub:
         """Publish this process's snapshot (with a TTL) and add its new deliveries to today's stats."""
         ttl_ms = int(max(3 * self.settings.report_interval_s, 2.0) * 1000)
         pipe = self.redis.pipeline(transaction=False)
-        pipe.set(PROCESS_PREFIX + self.process_id, json.dumps(self.snapshot(with_connections=True)), px=ttl_ms)
+        snapshot = self.snapshot(with_connections=True)
+        pipe.set(PROCESS_PREFIX + self.process_id, json.dumps(snapshot), px=ttl_ms)
+        totals = flat_counters(snapshot)
+        self._totals.add_to(pipe, totals)
         day_key = stats_day_key()
         current = copy.deepcopy(self.counters)
         for event_type, counters in current.items():
@@ -352,6 +370,7 @@ class Hub:
         pipe.expire(day_key, self.settings.stats_retention_days * 86400)
         pipe.execute()
         self._reported = current
+        self._totals.reported(totals)
 
     # --- what /status and /stats show ---
     def snapshot(self, with_connections: bool = False) -> dict:
@@ -372,6 +391,8 @@ class Hub:
             "replayedEvents": self.replayed_events,
             "resets": self.resets,
             "slowClientsDropped": self.slow_dropped,
+            "drops": {str(reason): n for reason, n in self.drops.items()},
+            "latencySumMs": round(self.latency_sum_ms, 3),
         }
         if with_connections:
             newest = sorted(self.clients.values(), key=lambda c: c.connected_at, reverse=True)

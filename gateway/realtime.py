@@ -14,6 +14,7 @@ from gateway import cluster, messages
 from gateway.auth import TOKEN_COOKIE, get_auth, require_api_key
 from gateway.errors import HttpError
 from gateway.hub import Hub, types_for_channels
+from gateway.totals import DropReason
 from shared.config import Settings
 from shared.constants import CHANNEL_NAMES, EVENT_CHANNELS
 from shared.event_bus import EventBus
@@ -76,6 +77,7 @@ def events() -> Response:
     # Checked after the last Redis call of this view: nothing yields between here and the
     # registration in stream(), so concurrent connects cannot slip past the limit.
     if len(hub.clients) >= settings.max_connections:
+        hub.drops[DropReason.LIMIT] += 1
         raise HttpError(503, f"this process holds its maximum of {settings.max_connections} streams",
                         headers={"Retry-After": "5"})
     types = types_for_channels(channels)

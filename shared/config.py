@@ -55,6 +55,13 @@ def _str(_key: str, raw: str) -> str:
     return raw.strip()
 
 
+def _choice(key: str, raw: str, choices: tuple[str, ...] = ()) -> str:
+    value = raw.strip().lower()
+    if value not in choices:
+        raise ConfigError(key, f"expected one of {', '.join(choices)}, got {raw!r}")
+    return value
+
+
 def setting(env: str, default: Any, parse: Callable[..., Any] = _str, **kw: Any) -> Any:
     """A dataclass field read from environment variable ``env``."""
     return field(default=default, metadata={"env": env, "parse": parse, "kw": kw})
@@ -83,6 +90,10 @@ class Settings:
     auth_max_failures: int = setting("AUTH_MAX_FAILURES", 5, _int, minimum=1)
     auth_block_s: int = setting("AUTH_BLOCK_SECONDS", 900, _int, minimum=1)
     trusted_proxies: int = setting("TRUSTED_PROXIES", 0, _int)
+    # --- Logs ---
+    log_format: str = setting("LOG_FORMAT", "text", _choice, choices=("text", "json"))
+    log_level: str = setting("LOG_LEVEL", "info", _choice,
+                             choices=("debug", "info", "warning", "error", "critical"))
     # --- Database, Celery, webhooks, pricing (the task pipeline) ---
     database_url: str = setting("DATABASE_URL", "sqlite:///rakuda.db")
     celery_broker_url: str = setting("CELERY_BROKER_URL", "")

@@ -31,6 +31,12 @@ HISTORY_STREAM: Final = KEY_PREFIX + "history"
 # persistence, a flush) gets a new epoch, so an id from before can never resume silently.
 HISTORY_EPOCH: Final = KEY_PREFIX + "history:epoch"
 STATS_DAY_PREFIX: Final = KEY_PREFIX + "stats:"  # + YYYY-MM-DD, a hash
+# All-time counters of the whole cluster (a hash, never expires): what /metrics exposes as
+# Prometheus counters. Fields are ``<name>:<label>[:<label>]``, e.g. ``published:ORDER_RECEIVED``.
+METRICS_TOTALS: Final = KEY_PREFIX + "metrics"
+# Upper edges (seconds) of the task duration histogram: workers count in these buckets
+# (tasks.metrics), the gateway exposes them (gateway.prometheus).
+TASK_DURATION_EDGES_S: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 PROCESS_PREFIX: Final = KEY_PREFIX + "process:"  # + process id, a JSON snapshot with TTL
 AUTH_FAILURES_PREFIX: Final = KEY_PREFIX + "authfail:"  # + client address, a counter
 AUTH_BLOCKED: Final = KEY_PREFIX + "authblocked"  # sorted set: address -> blocked until

@@ -25,7 +25,14 @@ from typing import Any
 import redis
 
 from shared.config import Settings, get_settings
-from shared.constants import CHANNEL_TYPES, HISTORY_EPOCH, HISTORY_STREAM, STATS_DAY_PREFIX, channel_for_name
+from shared.constants import (
+    CHANNEL_TYPES,
+    HISTORY_EPOCH,
+    HISTORY_STREAM,
+    METRICS_TOTALS,
+    STATS_DAY_PREFIX,
+    channel_for_name,
+)
 from shared.exceptions import ChannelMismatchError, PublishError, UnknownChannelError
 from shared.realtime import RealTimeEvent
 from shared.redis_client import redis_from_url
@@ -49,6 +56,7 @@ for i = 5, #ARGV, 3 do
 end
 for etype, n in pairs(counts) do
   redis.call('HINCRBY', KEYS[2], 'published:' .. etype, n)
+  redis.call('HINCRBY', KEYS[4], 'published:' .. etype, n)
 end
 redis.call('EXPIRE', KEYS[2], ttl)
 redis.call('XTRIM', KEYS[1], 'MINID', '~', tostring(now_ms - max_age_ms) .. '-0')
@@ -163,7 +171,7 @@ class EventBus:
             return []
         header = [settings.history_max_events, settings.history_max_age_s * 1000,
                   settings.stats_retention_days * 86400, new_epoch()]
-        keys = [HISTORY_STREAM, stats_day_key(), HISTORY_EPOCH]
+        keys = [HISTORY_STREAM, stats_day_key(), HISTORY_EPOCH, METRICS_TOTALS]
         ids: list[str] = []
         try:
             # Encoded chunk by chunk, so that the first events of a big batch leave early.

@@ -25,6 +25,7 @@ from shared import task_names as names
 from shared.config import Settings
 from tasks import inventory, price_sync, publishing, webhook_processing
 from tasks.errors import PermanentError, TransientError
+from tasks.metrics import install_task_metrics
 from tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ def create_celery(settings: Settings, runtime: Runtime | None = None) -> Celery:
     )
     app.runtime = runtime or Runtime(settings)  # type: ignore[attr-defined]
     register_tasks(app)
+    install_task_metrics(app)
     return app
 
 

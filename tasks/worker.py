@@ -6,13 +6,15 @@ Each forked worker process drops the connections it inherited (``worker_process_
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init, worker_process_shutdown
 
 from shared.config import get_settings
 from shared.database import db
 from shared.event_bus import event_bus
+from shared.logs import use_format
 from tasks.celery_app import create_celery
 from tasks.runtime import Runtime
 
@@ -29,3 +31,11 @@ def reconnect_after_fork(**_: Any) -> None:
 @worker_process_shutdown.connect
 def close_connections(**_: Any) -> None:
     app.runtime.reset()  # type: ignore[attr-defined]
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def log_in_the_chosen_format(logger: logging.Logger | None = None, **_: Any) -> None:
+    """LOG_FORMAT=json: the worker's and beat's lines are JSON objects too."""
+    if logger is not None and settings.log_format == "json":
+        use_format("json", logger.handlers)
