@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from gateway.auth import require_api_key
 from gateway.errors import HttpError, render
+from gateway.params import MAX_INT, ascii_int
 from shared.database import Database
 from shared.models import Listing, ListingStatus, Marketplace, Order, OrderStatus, PriceHistory, Product
 
@@ -62,10 +63,9 @@ def int_arg(name: str, default: int, minimum: int, maximum: int | None = None) -
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise HttpError(400, f"{name} must be an integer, got {raw!r}", parameter=name) from None
+    value = ascii_int(raw)
+    if value is None:
+        raise HttpError(400, f"{name} must be an integer from 0 to {MAX_INT}, got {raw!r}", parameter=name)
     if value < minimum or (maximum is not None and value > maximum):
         bounds = f"from {minimum} to {maximum}" if maximum is not None else f"at least {minimum}"
         raise HttpError(400, f"{name} must be {bounds}, got {value}", parameter=name)
@@ -95,9 +95,10 @@ def bool_arg(name: str) -> bool | None:
 
 
 def parse_id(raw: str, what: str) -> int:
-    if not raw.isdigit():
+    value = ascii_int(raw)
+    if value is None:
         raise HttpError(400, f"{what} id must be a positive integer, got {raw!r}", parameter="id")
-    return int(raw)
+    return value
 
 
 # --- JSON shapes ---

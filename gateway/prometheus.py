@@ -13,8 +13,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
 from flask import Blueprint, Response, current_app, request
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -24,6 +22,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import cluster
 from gateway.auth import require_api_key

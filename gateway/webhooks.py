@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway.auth import require_api_key
 from gateway.errors import HttpError
+from gateway.params import ascii_int
 from shared.config import Settings
 from shared.database import Database
 from shared.models import WebhookEvent, WebhookStatus
@@ -192,11 +193,13 @@ def list_events() -> Response:
             raise HttpError(400, f"unknown status {status!r}", allowed=[s.value for s in WebhookStatus]) from None
     provider = request.args.get("provider")
     if provider:
+        if provider not in PROVIDERS:
+            raise HttpError(400, f"unknown provider {provider!r}", allowed=list(PROVIDERS))
         query = query.where(WebhookEvent.provider == provider)
-    try:
-        limit = min(max(int(request.args.get("limit", "50")), 1), 500)
-    except ValueError:
-        raise HttpError(400, "limit must be an integer") from None
+    raw_limit = ascii_int(request.args.get("limit", "50"))
+    if raw_limit is None:
+        raise HttpError(400, "limit must be an integer")
+    limit = min(max(raw_limit, 1), 500)
     with _database().transaction() as session:
         rows = session.scalars(query.limit(limit)).all()
         return jsonify({"events": [describe(row) for row in rows]})

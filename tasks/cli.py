@@ -75,6 +75,31 @@ def demo_seed(products: int, orders: int, publish: bool) -> None:
         click.echo(f"queued {len(pending)} listing(s) for publishing")
 
 
+@main.command("tail")
+@click.option("--url", envvar="RAKUDA_URL", default="http://127.0.0.1:5000", show_default=True,
+              help="The gateway (or RAKUDA_URL).")
+@click.option("--key", envvar="RAKUDA_API_KEY", default="", help="An API key (or RAKUDA_API_KEY).")
+@click.option("--channels", default="", help="Comma-separated channels, e.g. orders,inventory (default: all).")
+@click.option("--types", default="", help="Comma-separated event types to show, e.g. ORDER_RECEIVED.")
+@click.option("--count", type=click.IntRange(min=1), default=None, help="Exit 0 after this many events.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per event instead of a line.")
+@click.option("--last-event-id", default=None, help="Start after this id (resume).")
+@click.option("--retries", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Failed connects in a row before giving up (exit 1).")
+def tail(url: str, key: str, channels: str, types: str, count: int | None, as_json: bool,
+         last_event_id: str | None, retries: int) -> None:
+    """Follow the live events: one line each (time type id action:item payload).
+
+    Reconnects and resumes by itself; exits 0 after --count events, 2 when the key is refused,
+    1 when the gateway cannot be reached.
+    """
+    from tasks.tail import Tail
+
+    wanted = frozenset(t.strip().upper() for t in types.split(",") if t.strip())
+    sys.exit(Tail(url=url, key=key, channels=channels, types=wanted, count=count, as_json=as_json,
+                  last_event_id=last_event_id, retries=retries).run())
+
+
 @main.group()
 def inventory() -> None:
     """Inventory checks."""
