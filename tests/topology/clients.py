@@ -11,6 +11,7 @@ from tests.sse_client import SSEClient
 
 @dataclass
 class Connection:
+    url: str
     process_id: str
     resumed: bool
     opened_at: float
@@ -30,6 +31,8 @@ class ResumingClient:
     errors: list[str] = field(default_factory=list)
     last_id: str | None = None
     heartbeats: int = 0
+    fallback_urls: tuple[str, ...] = ()  # tried in turn after a failure (other gateway hosts)
+    netns: str | None = None  # a network namespace to run in (a client host of a topology test)
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -57,14 +60,21 @@ class ResumingClient:
         return set(self.received)
 
     def _run(self) -> None:
+        if self.netns is not None:
+            from tests.topology.netns import enter_netns
+
+            enter_netns(self.netns)
+        urls, turn = (self.url, *self.fallback_urls), 0
         while not self._stop.is_set():
+            url = urls[turn % len(urls)]
             headers = dict(self.headers)
             if self.last_id:
                 headers["Last-Event-ID"] = self.last_id
             try:
-                client = SSEClient(self.url, headers, timeout=5)
-            except OSError as exc:
+                client = SSEClient(url, headers, timeout=5)
+            except (OSError, TimeoutError) as exc:
                 self.errors.append(f"connect: {exc}")
+                turn += 1
                 time.sleep(self.retry_s)
                 continue
             with self._lock:
@@ -76,7 +86,7 @@ class ResumingClient:
                     client.close()
                     time.sleep(retry)
                     continue
-                self._read(client)
+                self._read(client, url)
             except (EOFError, OSError, TimeoutError, ValueError) as exc:
                 if not self._stop.is_set():
                     self.errors.append(f"{exc.__class__.__name__}: {exc}")
@@ -84,14 +94,15 @@ class ResumingClient:
                 client.close()
             if not self._stop.is_set():
                 self.connected.clear()
+                turn += 1
                 time.sleep(self.retry_s)
 
-    def _read(self, client: SSEClient) -> None:
+    def _read(self, client: SSEClient, url: str) -> None:
         while not self._stop.is_set():
             msg = client.next(self.read_timeout_s)
             if msg.event == "connected":
                 body = msg.json
-                self.connections.append(Connection(body["processId"], body["resumed"], time.time()))
+                self.connections.append(Connection(url, body["processId"], body["resumed"], time.time()))
                 self.connected.set()
             elif msg.event == "reset":
                 self.resets.append(msg.json)
