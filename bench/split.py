@@ -102,8 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     print("| streams | workers | opened | per worker (streams) | per worker (fds) | max/min | KB/stream "
           "| heartbeats got/expected | max gap ms | load1 |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    print(f"| {row['streams']:,} | {row['workers']} | {row['opened']:,} | {' / '.join(map(str, row['per_worker_streams']))} "
-          f"| {' / '.join(map(str, row['per_worker_fds']))} | {row['split_max_over_min']} | {row['kb_per_stream']} "
+    streams_split, fds_split = (" / ".join(map(str, row[k])) for k in ("per_worker_streams", "per_worker_fds"))
+    print(f"| {row['streams']:,} | {row['workers']} | {row['opened']:,} | {streams_split} "
+          f"| {fds_split} | {row['split_max_over_min']} | {row['kb_per_stream']} "
           f"| {row['heartbeats']}/{row['heartbeats_expected']} | {row['heartbeat_max_gap_ms']} | {row['load1']} |")
     print(row, file=sys.stderr)
     return 0

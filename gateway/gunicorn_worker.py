@@ -45,6 +45,10 @@ class BalancedGeventWorker(ggevent.GeventWorker):
             wanted = should_accept(mine, LOAD.others(pid), limit, slack_for(mine))
             if wanted != accepting:
                 for server in servers:
-                    if server.started and not server.closed:
-                        server.start_accepting() if wanted else server.stop_accepting()
+                    if not server.started or server.closed:
+                        continue
+                    if wanted:
+                        server.start_accepting()
+                    else:
+                        server.stop_accepting()
                 accepting = wanted

@@ -25,9 +25,9 @@ from sqlalchemy.exc import IntegrityError
 from gateway.auth import require_api_key
 from gateway.errors import HttpError
 from shared.config import Settings
-from shared.redis_client import broker_transport_options, broker_url
 from shared.database import Database
 from shared.models import WebhookEvent, WebhookStatus
+from shared.redis_client import broker_transport_options, broker_url
 from shared.task_names import WEBHOOK_PROCESS
 from shared.webhook_payloads import PROVIDERS, PayloadError, parse_notice
 from shared.webhook_signatures import (

@@ -122,9 +122,10 @@ class Topology:
 
     def _nft(self, role: str, table: str, input_rule: str, output_rule: str) -> None:
         ns = self.hosts[role]
+        hook = "type filter hook {} priority 0; policy accept;"
         script = (f"table {table} {{\n"
-                  f"  chain in {{ type filter hook input priority 0; policy accept; iifname != \"lo\" {input_rule}; }}\n"
-                  f"  chain out {{ type filter hook output priority 0; policy accept; oifname != \"lo\" {output_rule}; }}\n"
+                  f"  chain in {{ {hook.format('input')} iifname != \"lo\" {input_rule}; }}\n"
+                  f"  chain out {{ {hook.format('output')} oifname != \"lo\" {output_rule}; }}\n"
                   f"}}\n")
         subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=script, text=True, check=True,
                        capture_output=True)

@@ -135,7 +135,8 @@ def open_fds(pid: int) -> int:
 
 
 def test_a_stream_resumes_on_the_other_gateway_host_when_its_host_goes_away(net):
-    client = ResumingClient(net.url("gw1") + "/api/realtime/events", KEY, fallback_urls=(net.url("gw2") + "/api/realtime/events",),
+    client = ResumingClient(net.url("gw1") + "/api/realtime/events", KEY,
+                            fallback_urls=(net.url("gw2") + "/api/realtime/events",),
                             netns=net.topo.hosts["client"], read_timeout_s=3 * HEARTBEAT_MS / 1000).start()
     published: list[str] = []
     stop = threading.Event()

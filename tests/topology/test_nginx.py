@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import http.client
 import os
-import re
 import random
+import re
 import shutil
 import statistics
 import threading

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 import shutil
 import threading
 import time
@@ -16,9 +14,7 @@ from shared.config import Settings
 from shared.exceptions import PublishError
 from shared.models import Product
 from shared.realtime import RealTimeEvent
-from tests.pipeline.conftest import (  # noqa: F401 - fixtures of the pipeline suite, used here
-    app_settings, catalogue, celery_app, database_url, marketplace, migrated, pipeline_settings, runtime, supplier,
-    wait_for, worker)
+from tests.pipeline.conftest import wait_for
 from tests.sse_client import SSEClient
 from tests.topology.clients import ResumingClient
 from tests.topology.redis_ha import MASTER_NAME, RedisHA
