@@ -96,7 +96,8 @@ class LoadClient:
         return answers
 
     def connect(self, host: str, port: int, path: str, headers: dict[str, str], n: int,
-                timeout: float = 120.0, wait_headers: bool = True) -> dict[str, Any]:
+                timeout: float = 120.0, wait_headers: bool = True,
+                sources: list[str] | None = None) -> dict[str, Any]:
         """Open ``n`` more streams; returns ok / failed (by reason) / seconds.
 
         A stream counts as open once its 200 headers arrived, or (``wait_headers=False``, for
@@ -106,8 +107,9 @@ class LoadClient:
         lines += [f"{k}: {v}" for k, v in headers.items()]
         request = ("\r\n".join(lines) + "\r\n\r\n").encode()
         share = _shares(n, len(self.pipes))
-        for pipe, count in zip(self.pipes, share, strict=True):
-            pipe.send(("connect", (host, port, request, count, timeout, wait_headers)))
+        for i, (pipe, count) in enumerate(zip(self.pipes, share, strict=True)):
+            source = (sources[i % len(sources)],) if sources else ()
+            pipe.send(("connect", (host, port, request, count, timeout, wait_headers, *source)))
         ok, failed, seconds = 0, Counter(), 0.0
         for pipe in self.pipes:
             if not pipe.poll(timeout + 30):

@@ -94,8 +94,9 @@ class _Worker:
             self.pipe.send(True)
             return False
         if name == "connect":
-            host, port, request, n, timeout, wait_headers = args
+            host, port, request, n, timeout, wait_headers, *source = args
             self.connecting = {"addr": (host, port), "request": request, "todo": n, "out": set(),
+                               "source": source[0] if source else None,
                                "wait_headers": wait_headers,
                                "ok": 0, "failed": Counter(), "t0": time.monotonic(),
                                "deadline": time.monotonic() + timeout}
@@ -125,6 +126,8 @@ class _Worker:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
             sock.setblocking(False)
+            if c["source"]:  # a loopback source address of its own: 28k more ephemeral ports
+                sock.bind((c["source"], 0))
             err = sock.connect_ex(c["addr"])
             if err not in (0, 115):  # EINPROGRESS
                 c["failed"][f"connect errno {err}"] += 1

@@ -21,7 +21,7 @@ from gateway.realtime import health_bp, realtime_bp
 from gateway.webhooks import webhooks_bp
 from shared.config import Settings
 from shared.event_bus import EventBus
-from shared.redis_client import redis_from_url
+from shared.redis_client import redis_for
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["RAKUDA_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = max(settings.webhook_max_bytes, 64 * 1024)
 
-    commands = redis_from_url(settings.redis_url, max_connections=20, client_name="rakuda-gateway")
+    commands = redis_for(settings, max_connections=20, client_name="rakuda-gateway")
     bus = EventBus()
     bus.initialize(settings, client=commands)
     auth = Authenticator(settings, commands)

@@ -7,7 +7,8 @@ import os
 import resource
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
-worker_class = "gevent"
+# gevent, plus a fair share of new connections between workers (gateway/accept_balance.py).
+worker_class = "gateway.gunicorn_worker.BalancedGeventWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
 # Each stream holds one greenlet; leave room above the gateway's own limit for other routes.
 worker_connections = int(os.environ.get("SSE_MAX_CONNECTIONS", "18000")) + 500

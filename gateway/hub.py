@@ -26,7 +26,7 @@ import gevent.event
 import gevent.lock
 import redis
 
-from gateway import history, messages, stream_ids
+from gateway import failover, history, messages, stream_ids
 from gateway.clients import StreamClient
 from gateway.debounce import Batch, Debouncer, cursor_with, not_held
 from gateway.metrics import LatencyHistogram, empty_type_counters
@@ -36,7 +36,7 @@ from shared.config import Settings
 from shared.constants import CHANNEL_TYPES, HISTORY_STREAM, PROCESS_PREFIX, TYPE_CHANNELS, short_name
 from shared.event_bus import ensure_epoch, stats_day_key
 from shared.realtime import with_bus_id
-from shared.redis_client import redis_from_url
+from shared.redis_client import redis_for, warn_unless_noeviction
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,8 @@ class Hub:
         self._totals = TotalsReporter()
         self.redis_ok = False
         self.redis_error = "not connected yet"
+        self.redis_policy: str | None = None  # maxmemory-policy; anything but noeviction is warned about
+        self.history_losses = 0  # times Redis came back without events we had read
         self.on_report: list[Callable[[], None]] = []
         self._position_known = False
         self.epoch = ""  # of the history being read; in every id we hand out
@@ -170,8 +172,10 @@ class Hub:
             return ResumePlan(resumed=False, reset=False)
         try:
             epoch, after = stream_ids.parse_cursor(last_event_id)
-            resumable = (epoch == ensure_epoch(self.redis)
-                         and history.can_resume_from(history.read_info(self.redis), after))
+            info = history.read_info(self.redis)
+            resumable = (epoch == ensure_epoch(self.redis) and history.can_resume_from(info, after)
+                         # a failover that lost events this process read: not before its reader noticed
+                         and not failover.lost_entries(self.redis, self.debouncer.read_up_to, info))
         except ValueError:
             resumable = False
         except redis.RedisError as exc:
@@ -210,18 +214,22 @@ class Hub:
 
     # --- the loops ---
     def _read_forever(self) -> None:
-        reader = redis_from_url(self.settings.redis_url, max_connections=1, socket_timeout=READ_BLOCK_MS / 1000 + 5,
-                                client_name="rakuda-gateway-reader")
+        reader = redis_for(self.settings, max_connections=1, socket_timeout=READ_BLOCK_MS / 1000 + 5,
+                           client_name="rakuda-gateway-reader")
         backoff, reconnected = 0.1, False
         try:
             while True:
                 try:
                     self.ensure_position(reader)
+                    if self.redis_policy is None or reconnected:
+                        self.redis_policy = warn_unless_noeviction(reader, "gateway") or "unknown"
                     if reconnected:
                         # A Redis that lost its data has a new epoch: the ids we hand out say so.
                         self.epoch = ensure_epoch(reader)
+                        self._check_history(reader)
                         log.info("Redis reachable again; reading the history from %s (epoch %s)",
                                  stream_ids.format(self.debouncer.read_up_to), self.epoch)
+                    self.redis_ok, self.redis_error = True, ""  # reachable; the XREAD below may block a while
                     position = stream_ids.format(self.debouncer.read_up_to)
                     response = reader.xread({HISTORY_STREAM: position}, count=READ_COUNT, block=READ_BLOCK_MS)
                     self.redis_ok, self.redis_error, backoff, reconnected = True, "", 0.1, False
@@ -237,6 +245,21 @@ class Hub:
         finally:
             reader.close()
             reader.connection_pool.disconnect()
+
+    def _check_history(self, reader: redis.Redis) -> None:
+        """After a reconnect: a history without the events we read (a failover lost them) gets a new epoch."""
+        info = history.read_info(reader)
+        read_up_to = self.debouncer.read_up_to
+        if not failover.lost_entries(reader, read_up_to, info):
+            return
+        self.history_losses += 1
+        self.epoch = failover.rotate_epoch(reader, self.epoch)
+        log.warning("Redis came back without events up to %s that this gateway read (a failover lost them): "
+                    "new epoch %s, so resuming clients get a reset, not a gap", stream_ids.format(read_up_to),
+                    self.epoch)
+        if info.last_generated < read_up_to:
+            # Reading on from our old position would skip events the new primary numbers below it.
+            self.debouncer.start_at(info.last_generated)
 
     def _take(self, entries: list) -> None:
         now, wall_ms = _now_ms(), time.time() * 1000

@@ -153,14 +153,20 @@ def status() -> Response:
     settings = _settings()
     hub = get_hub()
     own = hub.snapshot()
+    # The reader's view first: with Redis cut off, a PING would wait out the socket timeout.
+    reachable = hub.redis_ok and redis_reachable(hub.redis)
     try:
-        snapshots = cluster.live_snapshots(hub.redis, own)
+        snapshots = cluster.live_snapshots(hub.redis, own) if reachable else [own]
     except redis.RedisError:
         snapshots = [own]
     totals = cluster.add_up(snapshots)
     return jsonify({
         "enabled": settings.realtime_enabled,
-        "redisReachable": redis_reachable(hub.redis),
+        "redisReachable": reachable,
+        "redisError": "" if reachable else (hub.redis_error or "PING failed"),
+        "redisMaxmemoryPolicy": hub.redis_policy,
+        "redisSentinel": {"master": settings.redis_sentinel_master,
+                          "sentinels": list(settings.redis_sentinels)} if settings.redis_sentinels else None,
         "activeConnections": totals["connections"]["active"],
         "totalConnections": totals["connections"]["total"],
         "peakConnections": totals["connections"]["peak"],

@@ -28,6 +28,7 @@ from gateway.params import ascii_int
 from shared.config import Settings
 from shared.database import Database
 from shared.models import WebhookEvent, WebhookStatus
+from shared.redis_client import broker_transport_options, broker_url
 from shared.task_names import WEBHOOK_PROCESS
 from shared.webhook_payloads import PROVIDERS, PayloadError, parse_notice
 from shared.webhook_signatures import (
@@ -62,8 +63,9 @@ def _task_client() -> Celery:
     """A Celery app used only to send tasks by name; fails fast instead of waiting for the broker."""
     client = current_app.extensions.get("rakuda_task_client")
     if client is None:
-        client = Celery("rakuda-gateway", broker=_settings().broker_url, set_as_current=False)
-        client.conf.update(broker_connection_timeout=2, broker_connection_retry=False,
+        client = Celery("rakuda-gateway", broker=broker_url(_settings()), set_as_current=False)
+        client.conf.update(broker_transport_options=broker_transport_options(_settings()),
+                           broker_connection_timeout=2, broker_connection_retry=False,
                            broker_connection_max_retries=0, task_publish_retry=False,
                            task_default_queue="rakuda")
         current_app.extensions["rakuda_task_client"] = client

@@ -51,6 +51,15 @@ def _list(_key: str, raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _host_ports(key: str, raw: str) -> tuple[str, ...]:
+    entries = _list(key, raw)
+    for entry in entries:
+        host, sep, port = entry.rpartition(":")
+        if not sep or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(key, f"expected host:port[,host:port...], got {entry!r}")
+    return entries
+
+
 def _str(_key: str, raw: str) -> str:
     return raw.strip()
 
@@ -71,6 +80,8 @@ def setting(env: str, default: Any, parse: Callable[..., Any] = _str, **kw: Any)
 class Settings:
     # --- Redis and the realtime stream (Phase 27) ---
     redis_url: str = setting("REDIS_URL", "redis://127.0.0.1:6379/0")
+    redis_sentinels: tuple[str, ...] = setting("REDIS_SENTINELS", (), _host_ports)
+    redis_sentinel_master: str = setting("REDIS_SENTINEL_MASTER", "")
     realtime_enabled: bool = setting("REALTIME_ENABLED", True, _bool)
     heartbeat_interval_ms: int = setting("SSE_HEARTBEAT_INTERVAL", 30000, _int, minimum=10)
     debounce_window_ms: int = setting("SSE_DEBOUNCE_WINDOW", 500, _int)
@@ -123,6 +134,10 @@ class Settings:
     marketplace_api_url: str = setting("MARKETPLACE_API_URL", "")
     client_timeout_s: float = setting("CLIENT_TIMEOUT", 10.0, _float)
     sandbox_seed: int = setting("SANDBOX_SEED", 27, _int)
+
+    def __post_init__(self) -> None:
+        if self.redis_sentinels and not self.redis_sentinel_master:
+            raise ConfigError("REDIS_SENTINEL_MASTER", "REDIS_SENTINELS is set: name the monitored primary too")
 
     @property
     def broker_url(self) -> str:

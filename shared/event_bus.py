@@ -35,7 +35,7 @@ from shared.constants import (
 )
 from shared.exceptions import ChannelMismatchError, PublishError, UnknownChannelError
 from shared.realtime import RealTimeEvent
-from shared.redis_client import redis_from_url
+from shared.redis_client import redis_for
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +112,11 @@ class EventBus:
 
     # --- lifecycle ---
     def initialize(self, settings: Settings | None = None, client: redis.Redis | None = None) -> None:
-        """Bind to Redis (``settings.redis_url`` unless a client is given). Safe to call again."""
+        """Bind to Redis (REDIS_URL or Sentinel, unless a client is given). Safe to call again."""
         self.close()
         self._settings = settings or get_settings()
         self._owns_redis = client is None
-        self._redis = client or redis_from_url(self._settings.redis_url)
+        self._redis = client or redis_for(self._settings)
         self._script = self._redis.register_script(_PUBLISH_SCRIPT)
 
     @property

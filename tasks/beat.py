@@ -18,7 +18,7 @@ from typing import Any
 import redis
 from celery.beat import Scheduler
 
-from shared.redis_client import redis_from_url
+from shared.redis_client import redis_for
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class SingleBeatScheduler(Scheduler):
         settings = app.runtime.settings
         self.lock_ttl_s = max(settings.beat_lock_ttl_s, 1.0)
         self.token = uuid.uuid4().hex
-        self.lock_redis = redis_from_url(settings.redis_url, max_connections=2)
+        self.lock_redis = redis_for(settings, max_connections=2)
         self.holding = False
         super().__init__(app, *args, **kwargs)
         self.max_interval = min(self.max_interval, self.lock_ttl_s / 3)

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from shared import task_names as names
 from shared.config import Settings
+from shared.redis_client import broker_transport_options, broker_url
 from tasks import inventory, price_sync, publishing, webhook_processing
 from tasks.errors import PermanentError, TransientError
 from tasks.metrics import install_task_metrics
@@ -55,7 +56,7 @@ def transport_options(settings: Settings) -> dict[str, Any]:
     """
     timeout = settings.celery_visibility_timeout_s
     return {"visibility_timeout": timeout, "unacked_restore_interval": max(1, min(10, timeout // 2)),
-            "unacked_restore_throttle": 1 if timeout < 300 else 10}
+            "unacked_restore_throttle": 1 if timeout < 300 else 10, **broker_transport_options(settings)}
 
 
 def backoff_seconds(settings: Settings, retries: int) -> float:
@@ -83,7 +84,7 @@ class RakudaTask(Task):
 
 
 def create_celery(settings: Settings, runtime: Runtime | None = None) -> Celery:
-    app = Celery("rakuda", broker=settings.broker_url, task_cls=RakudaTask, set_as_current=False)
+    app = Celery("rakuda", broker=broker_url(settings), task_cls=RakudaTask, set_as_current=False)
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,

@@ -213,8 +213,11 @@ EBAY_SAMPLE = {
 def _task_client():
     from celery import Celery
 
-    app = Celery("rakuda-cli", broker=_settings().broker_url, set_as_current=False)
-    app.conf.update(task_default_queue="rakuda", broker_connection_timeout=5, broker_connection_max_retries=1)
+    from shared.redis_client import broker_transport_options, broker_url
+
+    app = Celery("rakuda-cli", broker=broker_url(_settings()), set_as_current=False)
+    app.conf.update(broker_transport_options=broker_transport_options(_settings()),
+                    task_default_queue="rakuda", broker_connection_timeout=5, broker_connection_max_retries=1)
     return app
 
 

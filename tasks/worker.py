@@ -9,18 +9,33 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from celery.signals import after_setup_logger, after_setup_task_logger, worker_process_init, worker_process_shutdown
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+)
 
 from shared.config import get_settings
 from shared.database import db
 from shared.event_bus import event_bus
 from shared.logs import use_format
+from shared.redis_client import warn_unless_noeviction
 from tasks.celery_app import create_celery
 from tasks.runtime import Runtime
 
 settings = get_settings()
 app = create_celery(settings, runtime=Runtime(settings, bus=event_bus, database=db))
 app.set_current()
+
+
+@worker_init.connect
+def check_redis_policy(**_: Any) -> None:
+    try:
+        warn_unless_noeviction(event_bus.redis, "worker")
+    finally:
+        event_bus.close()  # the forked pool processes open their own
 
 
 @worker_process_init.connect
