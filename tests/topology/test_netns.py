@@ -188,14 +188,15 @@ def test_a_silent_client_host_has_every_stream_closed_within_the_timeout(net):
     try:
         wait(lambda: net.get("gw1", "worker", "/api/realtime/connections")["total"] >= baseline_streams + 20,
              10, "20 streams listed")
-        assert open_fds(pid) >= baseline_fds + 20
+        # One socket per stream (give or take a pooled Redis connection the process opened or closed meanwhile).
+        assert open_fds(pid) >= baseline_fds + 20 - 2
         silent_at = time.time()
         net.topo.drop_all("client")  # its packets vanish: no FIN, no RST, nothing
         limit = max(HEARTBEAT_MS, SEND_TIMEOUT_MS) / 1000 + 5
         wait(lambda: net.get("gw1", "worker", "/api/realtime/connections")["total"] <= baseline_streams,
              limit, "the silent client's streams closed")
         closed_after = time.time() - silent_at
-        wait(lambda: open_fds(pid) <= baseline_fds, 5, "the gateway's fds back to where they were")
+        wait(lambda: open_fds(pid) <= baseline_fds + 2, 5, "the gateway's fds back to where they were")
         print(f"silent peer: 20 streams closed {closed_after:.1f}s after the client host went silent "
               f"(limit {limit:.0f}s); fds {open_fds(pid)} (baseline {baseline_fds})")
     finally:
