@@ -145,15 +145,16 @@ def receive(provider: str) -> tuple[Response, int]:
     headers = {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers}
     session = _database().new_session()
     try:
-        row = WebhookEvent(provider=provider, delivery_id=delivery_id, topic=topic,
-                           raw_body=text, headers=headers, status=WebhookStatus.PENDING)
+        row = WebhookEvent(provider=provider, delivery_id=delivery_id, topic=topic, raw_body=text,
+                           body_sha256=hashlib.sha256(raw).hexdigest(), headers=headers,
+                           status=WebhookStatus.PENDING)
         session.add(row)
         session.commit()
         row_id = row.id
     except IntegrityError:
         session.rollback()
         return jsonify({"status": "duplicate", "deliveryId": delivery_id,
-                        "message": "this delivery was already received; nothing changed"}), 200
+                        "message": "this delivery (or this exact body) was already received; nothing changed"}), 200
     finally:
         session.close()
     queued = queue_processing(row_id)
