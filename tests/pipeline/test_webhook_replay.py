@@ -67,3 +67,27 @@ ALLOWED = {
 @pytest.mark.parametrize(("current", "new"), [p for p in itertools.product(S, S) if p[0] != p[1]])
 def test_status_only_moves_forward(current, new):
     assert (refusal(current, new) is None) == ((current, new) in ALLOWED), (current, new)
+
+
+def test_the_migration_keeps_replays_stored_before_it(pipeline_settings):
+    import sqlalchemy as sa
+
+    from shared.database import make_engine
+    from tasks.schema import upgrade
+
+    url = pipeline_settings.database_url
+    upgrade(url, "0001")
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            for delivery in ("d-1", "replay-1"):
+                connection.execute(sa.text(
+                    "INSERT INTO webhook_events (provider, delivery_id, topic, raw_body, headers, status, attempts,"
+                    " received_at) VALUES ('joom', :d, 'order.paid', '{}', '{}', 'COMPLETED', 1, now())"),
+                    {"d": delivery})
+        upgrade(url)
+        with engine.begin() as connection:
+            hashes = connection.execute(sa.text("SELECT body_sha256 FROM webhook_events ORDER BY id")).scalars().all()
+        assert hashes[0] is not None and hashes[1] is None
+    finally:
+        engine.dispose()
