@@ -33,6 +33,11 @@ if os.environ.get("LOG_FORMAT", "text").strip().lower() == "json":
 
 
 def on_starting(server):
+    # RAKUDA_ENV=production: refuse weak secrets and keys before any worker starts (one line, exit 1).
+    from shared.config import Settings
+    from shared.production import refuse_to_start_if_unsafe
+
+    refuse_to_start_if_unsafe(Settings.from_env())
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
