@@ -23,6 +23,7 @@ from werkzeug.routing import Rule
 
 from gateway import api_operations
 from gateway.api_operations import Operation
+from gateway.auth import TOKEN_COOKIE
 
 docs_bp = Blueprint("docs", __name__, url_prefix="/api")
 
@@ -31,7 +32,7 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     "Bearer": {"type": "http", "scheme": "bearer", "description": "an API key, or a stream token"},
     "StreamToken": {"type": "apiKey", "in": "query", "name": "token",
                     "description": "a token from POST /api/realtime/token (browsers' EventSource)"},
-    "StreamCookie": {"type": "apiKey", "in": "cookie", "name": "rakuda_stream_token"},
+    "StreamCookie": {"type": "apiKey", "in": "cookie", "name": TOKEN_COOKIE},
 }
 _CONVERTER_TYPES = {"IntegerConverter": {"type": "integer", "minimum": 0}, "FloatConverter": {"type": "number"}}
 

@@ -8,7 +8,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from gateway import request_ids, webhooks
+from gateway import request_ids, security_headers, webhooks
 from gateway.api import api_bp
 from gateway.api_docs import docs_bp
 from gateway.auth import Authenticator
@@ -21,6 +21,7 @@ from gateway.realtime import health_bp, realtime_bp
 from gateway.webhooks import webhooks_bp
 from shared.config import Settings
 from shared.event_bus import EventBus
+from shared.production import refuse_to_start_if_unsafe
 from shared.redis_client import redis_for
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
+    refuse_to_start_if_unsafe(settings)
     app = Flask(__name__)
     app.config["RAKUDA_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = max(settings.webhook_max_bytes, 64 * 1024)
@@ -51,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["rakuda_metrics"] = build_registry(hub, lambda: outbox_unsent(webhooks._database()))
     app.after_request(count_webhook_outcome)
     request_ids.install(app)
+    security_headers.install(app)
 
     if settings.trusted_proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies,  # type: ignore[method-assign]

@@ -26,6 +26,7 @@ from flask import current_app, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from gateway.errors import HttpError
+from gateway.token_secret import token_secret
 from shared.config import Settings
 from shared.constants import AUTH_BLOCKED, AUTH_FAILURES_PREFIX
 
@@ -45,8 +46,9 @@ class Authenticator:
         self.settings = settings
         self.redis = commands
         self._keys = [k.encode() for k in settings.api_keys]
-        self._fingerprints = {key_fingerprint(k, settings.token_secret) for k in settings.api_keys}
-        self._tokens = URLSafeTimedSerializer(settings.token_secret, salt="rakuda-realtime-stream")
+        self._secret = token_secret(settings, commands)
+        self._fingerprints = {key_fingerprint(k, self._secret) for k in settings.api_keys}
+        self._tokens = URLSafeTimedSerializer(self._secret, salt="rakuda-realtime-stream")
         self._blocked: dict[str, float] = {}  # address -> blocked until (epoch seconds)
         self._local_failures: dict[str, list[float]] = {}
 
@@ -63,7 +65,7 @@ class Authenticator:
         return match.decode() if match else None
 
     def issue_token(self, key: str) -> str:
-        return self._tokens.dumps({"k": key_fingerprint(key, self.settings.token_secret)})
+        return self._tokens.dumps({"k": key_fingerprint(key, self._secret)})
 
     def token_is_valid(self, token: str) -> bool:
         try:

@@ -21,6 +21,8 @@ accesslog = os.environ.get("ACCESS_LOG", "-")
 # %(U)s is the path WITHOUT the query string: stream tokens (?token=) never reach the log.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 errorlog = "-"
+# Control characters in a logged path or header are escaped: one request is always one line.
+logger_class = "gateway.access_log.EscapingLogger"
 loglevel = os.environ.get("LOG_LEVEL", "info")
 if os.environ.get("LOG_FORMAT", "text").strip().lower() == "json":
     # One JSON object per line from gunicorn, the access log and the app (shared/logs.py);
@@ -32,6 +34,11 @@ if os.environ.get("LOG_FORMAT", "text").strip().lower() == "json":
 
 
 def on_starting(server):
+    # RAKUDA_ENV=production: refuse weak secrets and keys before any worker starts (one line, exit 1).
+    from shared.config import Settings
+    from shared.production import refuse_to_start_if_unsafe
+
+    refuse_to_start_if_unsafe(Settings.from_env())
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

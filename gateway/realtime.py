@@ -140,10 +140,11 @@ def token() -> Response:
     auth = get_auth()
     presented = request.headers.get("X-API-Key") or request.headers.get("Authorization", "").partition(" ")[2]
     value = auth.issue_token(auth.valid_key(presented.strip()) or "")
-    ttl = _settings().token_ttl_s
+    settings = _settings()
+    ttl = settings.token_ttl_s
     response = jsonify({"token": value, "expiresIn": ttl, "cookie": TOKEN_COOKIE})
     response.set_cookie(TOKEN_COOKIE, value, max_age=ttl, httponly=True, samesite="Strict",
-                        path="/api/realtime", secure=request.is_secure)
+                        path="/api/realtime", secure=request.is_secure or settings.rakuda_env == "production")
     return response
 
 

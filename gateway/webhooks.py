@@ -87,7 +87,21 @@ def read_body(settings: Settings) -> bytes:
     limit = settings.webhook_max_bytes
     if request.content_length is not None and request.content_length > limit:
         raise HttpError(413, f"body of {request.content_length} bytes is over the limit of {limit} (WEBHOOK_MAX_BYTES)")
-    raw = request.get_data(cache=True)
+    if request.content_length is None:
+        # Chunked: no length up front. Read the decoded input ourselves, one byte past the limit,
+        # because Werkzeug's own limit stops reading there and keeps what it has (a cut body whose
+        # first part may still carry a valid signature).
+        source = request.environ["wsgi.input"]
+        parts, size = [], 0
+        while size <= limit:
+            part = source.read(min(65536, limit + 1 - size))
+            if not part:
+                break
+            parts.append(part)
+            size += len(part)
+        raw = b"".join(parts)
+    else:
+        raw = request.get_data(cache=True)
     if len(raw) > limit:
         raise HttpError(413, f"body is over the limit of {limit} bytes (WEBHOOK_MAX_BYTES)")
     return raw
@@ -139,6 +153,8 @@ def receive(provider: str) -> tuple[Response, int]:
         body = json.loads(text)
     except ValueError as exc:
         raise HttpError(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise HttpError(400, "body nests too deeply", field="body") from None
     try:
         parse_notice(provider, body)
     except PayloadError as exc:
@@ -147,15 +163,16 @@ def receive(provider: str) -> tuple[Response, int]:
     headers = {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers}
     session = _database().new_session()
     try:
-        row = WebhookEvent(provider=provider, delivery_id=delivery_id, topic=topic,
-                           raw_body=text, headers=headers, status=WebhookStatus.PENDING)
+        row = WebhookEvent(provider=provider, delivery_id=delivery_id, topic=topic, raw_body=text,
+                           body_sha256=hashlib.sha256(raw).hexdigest(), headers=headers,
+                           status=WebhookStatus.PENDING)
         session.add(row)
         session.commit()
         row_id = row.id
     except IntegrityError:
         session.rollback()
         return jsonify({"status": "duplicate", "deliveryId": delivery_id,
-                        "message": "this delivery was already received; nothing changed"}), 200
+                        "message": "this delivery (or this exact body) was already received; nothing changed"}), 200
     finally:
         session.close()
     queued = queue_processing(row_id)

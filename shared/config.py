@@ -6,7 +6,6 @@ first request that needs it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -94,6 +93,8 @@ class Settings:
     history_max_age_s: int = setting("REALTIME_HISTORY_MAX_AGE", 86400, _int, minimum=1)
     report_interval_s: float = setting("REALTIME_REPORT_INTERVAL", 1.0, _float)
     stats_retention_days: int = setting("REALTIME_STATS_RETENTION_DAYS", 30, _int, minimum=1)
+    # --- Deployment ---
+    rakuda_env: str = setting("RAKUDA_ENV", "development", _choice, choices=("development", "production"))
     # --- Auth ---
     api_keys: tuple[str, ...] = setting("API_KEYS", (), _list)
     secret_key: str = setting("SECRET_KEY", "")
@@ -142,14 +143,6 @@ class Settings:
     @property
     def broker_url(self) -> str:
         return self.celery_broker_url or self.redis_url
-
-    @property
-    def token_secret(self) -> str:
-        """SECRET_KEY, or one derived from API_KEYS so that every process agrees without it."""
-        if self.secret_key:
-            return self.secret_key
-        joined = "\n".join(sorted(self.api_keys))
-        return hashlib.sha256(f"rakuda-realtime-token:{joined}".encode()).hexdigest()
 
     @classmethod
     def from_env(

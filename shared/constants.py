@@ -39,6 +39,8 @@ METRICS_TOTALS: Final = KEY_PREFIX + "metrics"
 TASK_DURATION_EDGES_S: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 PROCESS_PREFIX: Final = KEY_PREFIX + "process:"  # + process id, a JSON snapshot with TTL
 AUTH_FAILURES_PREFIX: Final = KEY_PREFIX + "authfail:"  # + client address, a counter
+# Development only (no SECRET_KEY): the random token secret every gateway process shares.
+DEV_TOKEN_SECRET: Final = KEY_PREFIX + "dev-token-secret"
 AUTH_BLOCKED: Final = KEY_PREFIX + "authblocked"  # sorted set: address -> blocked until
 
 

@@ -221,13 +221,17 @@ class PriceHistory(Base):
 
 class WebhookEvent(Base):
     __tablename__ = "webhook_events"
-    __table_args__ = (UniqueConstraint("provider", "delivery_id"),)
+    # A delivery is a duplicate when its id was seen, or its exact body: the signature covers the
+    # body but not every provider's delivery id, so a replayed body under a new id is caught here.
+    __table_args__ = (UniqueConstraint("provider", "delivery_id"),
+                      UniqueConstraint("provider", "body_sha256", name="uq_webhook_events_body"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     provider: Mapped[str] = mapped_column(String(16))
     delivery_id: Mapped[str] = mapped_column(String(128))
     topic: Mapped[str] = mapped_column(String(128))
     raw_body: Mapped[str] = mapped_column(Text)
+    body_sha256: Mapped[str | None] = mapped_column(String(64))
     headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[WebhookStatus] = mapped_column(_enum(WebhookStatus), default=WebhookStatus.PENDING, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

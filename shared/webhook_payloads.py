@@ -12,6 +12,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 PROVIDERS = ("ebay", "joom")
+# NUMERIC(12, 2) holds amounts below 10^10; a larger one is refused here, not by the database.
+MAX_AMOUNT = Decimal("9999999999.99")
+# Lengths of the columns the fields are stored in.
+MAX_ID, MAX_NAME, MAX_SKU, MAX_TITLE = 128, 256, 64, 512
+MAX_NESTING = 32
 JOOM_EVENTS = ("order.created", "order.status_changed", "order.paid", "order.cancelled")
 
 _JOOM_STATUS = {
@@ -71,25 +76,70 @@ def _get(obj: Any, path: str, required: bool = True) -> Any:
     return value
 
 
-def _text(obj: Any, path: str, required: bool = True) -> str | None:
+def _text(obj: Any, path: str, required: bool = True, max_length: int = MAX_ID) -> str | None:
     value = _get(obj, path, required)
     if value is None:
         return None
     if not isinstance(value, (str, int)) or isinstance(value, bool) or str(value) == "":
-        raise PayloadError(path, f"must be a non-empty string, got {value!r}")
+        raise PayloadError(path, f"must be a non-empty string, got {_short(value)}")
+    if len(str(value)) > max_length:
+        raise PayloadError(path, f"must be at most {max_length} characters, got {len(str(value))}")
     return str(value)
+
+
+def _optional_text(obj: Any, path: str, max_length: int) -> str:
+    """A free-text field that may be absent or empty (a buyer's name, a line's title)."""
+    value = _get(obj, path, required=False)
+    if value is None or value == "":
+        return ""
+    return _text(obj, path, max_length=max_length) or ""
+
+
+def _object(obj: Any, path: str) -> dict[str, Any]:
+    """An optional nested object: absent is {}, anything but an object is refused."""
+    value = _get(obj, path, required=False)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise PayloadError(path, f"must be a JSON object, got {_short(value)}")
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
+
+
+def nesting_depth(value: Any) -> int:
+    """How deeply lists and objects nest in parsed JSON (iterative: no recursion to exhaust)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _money(obj: Any, path: str, required: bool = True) -> Decimal | None:
     value = _get(obj, path, required)
     if value is None:
         return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise PayloadError(path, f"must be an amount, got {_short(value)}")
     try:
         amount = Decimal(str(value))
     except InvalidOperation:
-        raise PayloadError(path, f"must be an amount, got {value!r}") from None
+        raise PayloadError(path, f"must be an amount, got {_short(value)}") from None
     if not amount.is_finite() or amount < 0:
-        raise PayloadError(path, f"must be a non-negative amount, got {value!r}")
+        raise PayloadError(path, f"must be a non-negative amount, got {_short(value)}")
+    if amount > MAX_AMOUNT:
+        raise PayloadError(path, f"must be at most {MAX_AMOUNT}, got {_short(value)}")
     return amount.quantize(Decimal("0.01"))
 
 
@@ -129,8 +179,12 @@ def _lines(items: Any, path: str, sku_key: str, price_path: str | None) -> tuple
                 price = _money(item, price_path, required=False)
             except PayloadError as exc:
                 raise PayloadError(f"{where}.{exc.field}", str(exc).split(": ", 1)[1]) from None
-        lines.append(NoticeLine(sku=str(item.get(sku_key) or ""), title=str(item.get("title") or ""),
-                                quantity=quantity, price=price))
+        try:
+            sku = _optional_text(item, sku_key, MAX_SKU)
+            title = _optional_text(item, "title", MAX_TITLE)
+        except PayloadError as exc:
+            raise PayloadError(f"{where}.{exc.field}", str(exc).split(": ", 1)[1]) from None
+        lines.append(NoticeLine(sku=sku, title=title, quantity=quantity, price=price))
     return tuple(lines)
 
 
@@ -155,7 +209,8 @@ def parse_joom(body: Any) -> OrderNotice:
         marketplace="JOOM", topic=event, order_id=_text(body, "order.id") or "", status=status,
         total=_money(body, "order.total", required=creating),
         currency=_currency(body, "order.currency", required=creating),
-        buyer_name=str(order.get("buyer_name") or ""), buyer_email=str(order.get("buyer_email") or ""),
+        buyer_name=_optional_text(body, "order.buyer_name", MAX_NAME),
+        buyer_email=_optional_text(body, "order.buyer_email", MAX_NAME),
         subtotal=_money(body, "order.subtotal", required=False),
         shipping_cost=_money(body, "order.shipping_cost", required=False),
         tax=_money(body, "order.tax", required=False),
@@ -165,7 +220,8 @@ def parse_joom(body: Any) -> OrderNotice:
 
 
 def ebay_status(data: dict[str, Any], topic: str) -> str:
-    if "CANCEL" in topic.upper() or data.get("cancelStatus", {}).get("cancelState") == "CANCELED":
+    cancel = _object(data, "cancelStatus")
+    if "CANCEL" in topic.upper() or cancel.get("cancelState") == "CANCELED":
         return "CANCELLED"
     fulfillment = str(data.get("orderFulfillmentStatus") or "").upper()
     if fulfillment == "FULFILLED":
@@ -182,12 +238,13 @@ def parse_ebay(body: Any) -> OrderNotice:
     if not isinstance(data, dict):
         raise PayloadError("notification.data", "must be a JSON object")
     creating = topic.upper().endswith("CREATED")
+    _object(body, "notification.data.cancelStatus")  # named with its full path when it is not an object
     return OrderNotice(
         marketplace="EBAY", topic=topic, order_id=_text(body, "notification.data.orderId") or "",
         status=ebay_status(data, topic),
         total=_money(body, "notification.data.pricingSummary.total.value", required=creating),
         currency=_currency(body, "notification.data.pricingSummary.total.currency", required=creating),
-        buyer_name=str((data.get("buyer") or {}).get("username") or ""),
+        buyer_name=_optional_text(body, "notification.data.buyer.username", MAX_NAME),
         subtotal=_money(body, "notification.data.pricingSummary.priceSubtotal.value", required=False),
         shipping_cost=_money(body, "notification.data.pricingSummary.deliveryCost.value", required=False),
         tax=_money(body, "notification.data.pricingSummary.tax.value", required=False),
@@ -208,6 +265,8 @@ def parse_notice(provider: str, body: Any) -> OrderNotice | None:
     """
     if not isinstance(body, dict):
         raise PayloadError("body", "must be a JSON object")
+    if nesting_depth(body) > MAX_NESTING:
+        raise PayloadError("body", f"nests deeper than {MAX_NESTING} levels")
     if provider == "joom":
         return parse_joom(body)
     if provider == "ebay":

@@ -17,6 +17,7 @@ import click
 
 from shared import task_names
 from shared.config import Settings, get_settings
+from shared.production import refuse_to_start_if_unsafe
 from shared.webhook_signatures import sign_ebay, sign_joom
 
 
@@ -27,6 +28,7 @@ def _settings() -> Settings:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """RAKUDA task pipeline: database, demo data, sweeps and sample webhooks."""
+    refuse_to_start_if_unsafe(_settings())
 
 
 @main.group()

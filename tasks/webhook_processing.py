@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from shared.models import Listing, Marketplace, Order, OrderLine, OrderStatus, WebhookEvent, WebhookStatus, utcnow
+from shared.order_status import refusal
 from shared.outbox import Changes
 from shared.realtime import RealTimeEvent, RealTimeEventType
 from shared.webhook_payloads import OrderNotice, PayloadError, parse_notice
@@ -48,6 +49,10 @@ def apply_webhook_event(rt: Runtime, webhook_event_id: int) -> str:
         if outcome == "failed":
             row.status = WebhookStatus.FAILED
             row.error = f"order {notice.order_id} is unknown and the notice carries no total/currency"
+        elif outcome.startswith("ignored: "):
+            row.status = WebhookStatus.IGNORED
+            row.error = outcome.removeprefix("ignored: ")
+            return "ignored"
         else:
             row.status = WebhookStatus.COMPLETED
             row.error = None
@@ -61,6 +66,7 @@ def _order_event(order: Order, action: str, **extra: object) -> RealTimeEvent:
 
 
 def apply_notice(changes: Changes, notice: OrderNotice, raw: dict) -> str:
+    """created, updated, unchanged, failed, or ``ignored: <reason>`` for a backwards status."""
     session = changes.session
     marketplace = Marketplace(notice.marketplace)
     order = session.scalars(select(Order).where(Order.marketplace == marketplace,
@@ -88,6 +94,10 @@ def apply_notice(changes: Changes, notice: OrderNotice, raw: dict) -> str:
         return "created"
     if notice.status is None or order.status.value == notice.status:
         return "unchanged"
+    refused = refusal(order.status, OrderStatus(notice.status))
+    if refused is not None:
+        log.info("order %s: %s notice ignored (%s)", order.id, notice.status, refused)
+        return f"ignored: {notice.status} for order {notice.order_id} ignored: {refused}"
     previous = order.status
     order.status = OrderStatus(notice.status)
     order.raw_data = raw

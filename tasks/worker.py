@@ -21,11 +21,13 @@ from shared.config import get_settings
 from shared.database import db
 from shared.event_bus import event_bus
 from shared.logs import use_format
+from shared.production import refuse_to_start_if_unsafe
 from shared.redis_client import warn_unless_noeviction
 from tasks.celery_app import create_celery
 from tasks.runtime import Runtime
 
 settings = get_settings()
+refuse_to_start_if_unsafe(settings)  # worker and beat: RAKUDA_ENV=production needs strong secrets
 app = create_celery(settings, runtime=Runtime(settings, bus=event_bus, database=db))
 app.set_current()
 
