@@ -5,20 +5,21 @@ apispec assembles the document: paths come from Flask's URL map (its Flask plugi
 ``gateway.api_schemas``, summaries from the views' docstrings. What only a person can say (which
 query parameters a route reads, which answers it gives) is the table ``gateway.api_operations``,
 one entry per endpoint; a route without an entry makes the document fail to build, and a test
-builds it, so no route goes undocumented. The page is Swagger UI from the ``swagger-ui-bundle``
-package, served by the gateway itself (no CDN).
+builds it, so no route goes undocumented. The page is Swagger UI 5 (which reads OpenAPI 3.1)
+from the assets the ``flask-openapi3-swagger`` package ships, served by the gateway itself (no CDN).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
+from pathlib import Path
 from typing import Any
 
 from apispec import APISpec
 from apispec_webframeworks.flask import FlaskPlugin
 from flask import Blueprint, Flask, Response, current_app, jsonify, send_from_directory
 from pydantic import BaseModel
-from swagger_ui_bundle import swagger_ui_path
 from werkzeug.routing import Rule
 
 from gateway import api_operations
@@ -26,6 +27,14 @@ from gateway.api_operations import Operation
 from gateway.auth import TOKEN_COOKIE
 
 docs_bp = Blueprint("docs", __name__, url_prefix="/api")
+
+
+def _swagger_ui_dir() -> Path:
+    """Swagger UI's files inside the flask-openapi3-swagger package (found without importing it)."""
+    spec = importlib.util.find_spec("flask_openapi3_swagger")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the flask-openapi3-swagger package (Swagger UI's assets) is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "templates" / "swagger"
 
 SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
@@ -112,9 +121,9 @@ def openapi_document() -> Response:
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>rakuda-realtime API</title>
-<link rel="stylesheet" href="/api/docs/assets/swagger-ui.css"></head>
+<link rel="stylesheet" href="/api/docs/assets/css/swagger-ui.css"></head>
 <body><div id="swagger-ui"></div>
-<script src="/api/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/api/docs/assets/js/swagger-ui-bundle.js"></script>
 <script src="/api/docs/init.js"></script></body></html>
 """
 # In a file of its own (not inline) so the page works under a Content-Security-Policy of 'self'.
@@ -134,4 +143,4 @@ def docs_init() -> Response:
 
 @docs_bp.get("/docs/assets/<path:filename>")
 def docs_asset(filename: str) -> Response:
-    return send_from_directory(swagger_ui_path, filename, max_age=86400)
+    return send_from_directory(_swagger_ui_dir(), filename, max_age=86400)
