@@ -48,7 +48,8 @@ def test_the_docs_page_is_served_by_the_gateway_itself(gateway):
     page = requests.get(gateway.url + "/api/docs", timeout=5)
     assert page.status_code == 200 and "swagger-ui" in page.text
     assert "http://" not in page.text and "https://" not in page.text  # no CDN
-    for asset in ("/api/docs/assets/js/swagger-ui-bundle.js", "/api/docs/assets/css/swagger-ui.css", "/api/docs/init.js"):
+    assets = ("/api/docs/assets/js/swagger-ui-bundle.js", "/api/docs/assets/css/swagger-ui.css", "/api/docs/init.js")
+    for asset in assets:
         assert requests.get(gateway.url + asset, timeout=5).status_code == 200, asset
     assert requests.get(gateway.url + "/api/openapi.json", timeout=5).status_code == 200  # public
 
