@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway.api import api_bp
+from gateway.notifications import notifications_bp
 from gateway.auth import Authenticator
 from gateway.dashboard import dashboard_bp
 from gateway.errors import HttpError, render
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(realtime_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(notifications_bp)
     app.register_blueprint(dashboard_bp)
 
     if settings.trusted_proxies:

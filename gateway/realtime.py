@@ -16,6 +16,7 @@ from gateway.errors import HttpError
 from gateway.hub import Hub, types_for_channels
 from shared.config import Settings
 from shared.constants import CHANNEL_NAMES, EVENT_CHANNELS
+from shared.consumer import group_status
 from shared.event_bus import EventBus
 from shared.exceptions import PublishError
 from shared.realtime import RealTimeEvent
@@ -156,8 +157,13 @@ def status() -> Response:
     except redis.RedisError:
         snapshots = [own]
     totals = cluster.add_up(snapshots)
+    try:
+        groups = group_status(hub.redis)
+    except redis.RedisError:
+        groups = []
     return jsonify({
         "enabled": settings.realtime_enabled,
+        "consumerGroups": groups,
         "redisReachable": redis_reachable(hub.redis),
         "activeConnections": totals["connections"]["active"],
         "totalConnections": totals["connections"]["total"],
