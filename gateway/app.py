@@ -9,11 +9,11 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway.api import api_bp
-from gateway.notifications import notifications_bp
 from gateway.auth import Authenticator
 from gateway.dashboard import dashboard_bp
 from gateway.errors import HttpError, render
 from gateway.hub import Hub
+from gateway.notifications import notifications_bp
 from gateway.realtime import health_bp, realtime_bp
 from gateway.webhooks import webhooks_bp
 from shared.config import Settings

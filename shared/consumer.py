@@ -199,20 +199,30 @@ class Consumer:
         pipe.execute()
 
     def handle(self, entries: list[Entry]) -> None:
-        """Call the handler for each entry; acknowledge those it returned for."""
+        """Call the handler for each entry; acknowledge those it returned for (in one round trip
+        after the batch: a crash within it hands them out again, never loses one)."""
         assert self.handler is not None
-        for entry in entries:
-            assert entry.event is not None
-            try:
-                self.handler(entry.event)
-            except Exception as exc:
-                if entry.deliveries >= self.settings.consumer_max_deliveries:
-                    self.dead_letter(entry, f"{type(exc).__name__}: {exc}")
-                else:
-                    log.exception("consumer group %s: handler failed on %s (delivery %d of %d)", self.group,
-                                  entry.stream_id, entry.deliveries, self.settings.consumer_max_deliveries)
-                continue
-            self.ack([entry.stream_id])
+        done: list[str] = []
+        try:
+            for entry in entries:
+                if self._handle_one(entry):
+                    done.append(entry.stream_id)
+        finally:
+            self.ack(done)
+
+    def _handle_one(self, entry: Entry) -> bool:
+        """True when the handler returned; a failure stays pending, or is dead-lettered at the limit."""
+        assert self.handler is not None and entry.event is not None
+        try:
+            self.handler(entry.event)
+        except Exception as exc:
+            if entry.deliveries >= self.settings.consumer_max_deliveries:
+                self.dead_letter(entry, f"{type(exc).__name__}: {exc}")
+            else:
+                log.exception("consumer group %s: handler failed on %s (delivery %d of %d)", self.group,
+                              entry.stream_id, entry.deliveries, self.settings.consumer_max_deliveries)
+            return False
+        return True
 
     # --- running ---
     def run(self, block_ms: int = 1000) -> None:

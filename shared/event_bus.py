@@ -25,8 +25,8 @@ from typing import Any
 import redis
 
 from shared.config import Settings, get_settings
-from shared.consumer import Consumer, Entry, group_status
 from shared.constants import CHANNEL_TYPES, HISTORY_EPOCH, HISTORY_STREAM, STATS_DAY_PREFIX, channel_for_name
+from shared.consumer import Consumer, Entry, group_status
 from shared.exceptions import ChannelMismatchError, PublishError, UnknownChannelError
 from shared.realtime import RealTimeEvent
 from shared.redis_client import redis_from_url

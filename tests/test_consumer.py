@@ -8,8 +8,8 @@ import time
 
 import redis
 
-from shared.consumer import Consumer, dead_key, group_status
 from shared.constants import HISTORY_STREAM
+from shared.consumer import Consumer, dead_key, group_status
 from shared.event_bus import EventBus
 from shared.realtime import RealTimeEvent
 from tests.notify.receivers import wait_until

@@ -17,7 +17,7 @@ import requests
 
 from shared.config import Settings
 from shared.constants import KEY_PREFIX
-from shared.notify_store import DEAD_NOTIFICATIONS, queue_key
+from shared.notify_store import DEAD_NOTIFICATIONS
 from tasks.notify.messages import Notification
 from tasks.notify.targets import DeliveryFailed, Target
 

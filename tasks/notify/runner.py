@@ -18,11 +18,12 @@ import redis
 
 from shared.config import Settings
 from shared.consumer import Consumer, Entry
+from shared.notify_store import queue_key
 from shared.order_ack import ESCALATION_DUE, ESCALATION_EVENTS, is_acknowledged
 from shared.realtime import RealTimeEvent
 from shared.redis_client import redis_from_url
 from tasks.notify import messages
-from tasks.notify.delivery import Deliverer, queue_key
+from tasks.notify.delivery import Deliverer
 from tasks.notify.messages import Notification
 from tasks.notify.rules import Rule, load_rules
 from tasks.notify.targets import Target, targets_from_settings

@@ -13,7 +13,7 @@ from standardwebhooks.webhooks import Webhook
 from shared.event_bus import EventBus
 from shared.realtime import RealTimeEvent
 from tests.notify.conftest import SECRET, NotifierProcess, notify_env
-from tests.notify.receivers import Answer, Receiver, Received, wait_until
+from tests.notify.receivers import Answer, Received, Receiver, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +104,8 @@ def test_inventory_bursts_are_summarised_in_chats_and_available_again_is_not_sen
     assert len(discord) == 2  # the order alone, the 37 sold-out items in one summary
     summary = next(b for b in discord if "inventory" in b["content"])
     assert summary["content"] == "37 inventory changes"
-    assert "Item 0 is sold out" in summary["embeds"][0]["description"] and "32 more" in summary["embeds"][0]["description"]
+    description = summary["embeds"][0]["description"]
+    assert "Item 0 is sold out" in description and "32 more" in description
     assert len(receivers["line"].accepted) == 2
     hook_ids = [b["payload"]["id"] for b in receivers["webhook"].bodies()]
     assert "99" not in hook_ids and len(hook_ids) == 38
