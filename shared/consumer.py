@@ -82,6 +82,7 @@ class Consumer:
         self.name = name or default_consumer_name()
         self._stop = threading.Event()
         self._own_pending_done = False
+        self._own_cursor = "0"  # how far this member's own pending entries were taken back
         self.ensure_group()
 
     # --- the group ---
@@ -99,7 +100,9 @@ class Consumer:
         members, then new ones (waiting up to ``block_ms``). Filtered-out types are acknowledged."""
         entries: list[Entry] = []
         if not self._own_pending_done:
-            entries = self._read("0", count, None)
+            entries = self._read(self._own_cursor, count, None)
+            if entries:
+                self._own_cursor = entries[-1].stream_id
             if len(entries) < count:
                 self._own_pending_done = True
         if not entries:
@@ -115,7 +118,7 @@ class Consumer:
         for _stream, items in reply or []:
             for stream_id, fields in items:
                 out.append(self._entry(_text(stream_id), fields))
-        if from_id == "0" and out:
+        if from_id != ">" and out:
             counts = self._delivery_counts([e.stream_id for e in out])
             out = [Entry(e.stream_id, e.event_type, e.event, counts.get(e.stream_id, 1)) for e in out]
         return out

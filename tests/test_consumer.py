@@ -131,3 +131,17 @@ def test_status_route_shows_each_group(gateway, bus: EventBus):
     group = {g["group"]: g for g in body["consumerGroups"]}["dash"]
     assert group["lag"] == 2 and group["pending"] == 0 and group["dead"] == 0
     c.redis.close()
+
+
+def test_a_restarted_member_takes_back_all_its_own_pending_entries_once_each(bus: EventBus, redis_client):
+    client = redis.Redis.from_url(bus.settings.redis_url)
+    crashed = Consumer(client, bus.settings, "own", name="same")
+    bus.publish_many("orders", [order(i) for i in range(250)])
+    while sum(p["pending"] for p in [redis_client.xpending(HISTORY_STREAM, "own")]) < 250:
+        crashed.poll(count=100, block_ms=50)  # read, never handled: the process "dies"
+    restarted = Consumer(client, bus.settings, "own", name="same")
+    polls = [restarted.poll(count=100, block_ms=10) for _ in range(4)]
+    assert [len(p) for p in polls] == [100, 100, 50, 0]  # no entry handed out twice while still pending
+    ids = [e.event.payload.id for p in polls for e in p if e.event]
+    assert ids == [str(i) for i in range(250)]
+    client.close()
