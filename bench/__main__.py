@@ -24,7 +24,7 @@ from bench.systems import SYSTEMS, VARIANTS, PrivateRedis
 ALL_SCENARIOS = ("capacity", "fanout", "latency", "burst", "bus")
 # Not in the full run's default (it needs PostgreSQL, TEST_DATABASE_URL, and takes minutes at 50,000
 # listings): run it by name. The smoke run includes it at 1,000 listings (~7 s).
-EXTRA_SCENARIOS = ("pipeline",)
+EXTRA_SCENARIOS = ("pipeline", "notify")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -99,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     lc = LoadClient(plan.client_processes)
     try:
         for scenario in chosen:
+            if scenario == "notify":
+                from bench import notify
+
+                results["notify"] = notify.run(redis_url, plan.notify_events, plan.notify_orders, plan.notify_rate)
+                _progress("notify", results["notify"])
+                continue
             if scenario == "bus":
                 results["bus"] = scenarios.bus(plan)
                 _progress("bus", results["bus"])

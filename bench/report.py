@@ -100,6 +100,8 @@ def build_rows(results: dict[str, list[dict[str, Any]]]) -> list[Row]:
         rows.append(("bus", r["what"], {"gateway": _fmt(r["per_s"])}, "events/s", ""))
     for r in results.get("pipeline", []):
         rows += pipeline_rows(r)
+    for r in results.get("notify", []):
+        rows.append(("notify", r["what"], {"gateway": _fmt(r["per_s"])}, "", ""))
     return rows
 
 

@@ -50,6 +50,9 @@ class Plan:
     burst_flasksse_events: int = 300  # no batching: every event is a message to every client
     burst_window_ms: int = 500
     bus_events: int = 20_000
+    notify_events: int = 20_000  # bench.notify: events through one consumer group
+    notify_orders: int = 500  # bench.notify: orders timed through the notifier...
+    notify_rate: float = 50.0  # ...published at this rate
     wait_limit_s: float = 30.0
     profile_dir: str | None = None  # py-spy the worker during each measured phase
     pipeline_listings: int = 50_000  # bench.pipeline: a price sync over this many ACTIVE listings
@@ -66,7 +69,8 @@ class Plan:
                    fanout_levels=[200], fanout_messages=10_000, latency_clients=200, latency_rate=50,
                    latency_seconds=1.5, latency_windows=[0, 200], burst_clients=100, burst_events=5000,
                    burst_flasksse_events=200, burst_window_ms=200, bus_events=2000, wait_limit_s=10,
-                   pipeline_listings=1000, pipeline_clients=2, pipeline_limit_s=60)
+                   pipeline_listings=1000, pipeline_clients=2, pipeline_limit_s=60,
+                   notify_events=2000, notify_orders=50)
 
 
 @contextlib.contextmanager

@@ -154,6 +154,17 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("webhooks.retry_event", "POST"): Operation(
         "Webhooks", {202: Answer("set back to PENDING and queued", s.WebhookRetried), **AUTH, **NOT_FOUND,
                      409: _error("already COMPLETED"), **DB}),
+    ("notifications.dead", "GET"): Operation(
+        "Notifications", {200: Answer("dead-lettered notifications, with target, error and attempts", s.DeadLetters),
+                          **AUTH, 403: _error("an admin key is needed")}),
+    ("notifications.retry", "POST"): Operation(
+        "Notifications", {202: Answer("queued again for its target", s.Requeued), **AUTH,
+                          403: _error("an admin key is needed"), 404: _error("no such dead letter")}),
+    ("notifications.acknowledge", "POST"): Operation(
+        "Orders", {200: Answer("the order is acknowledged (escalation stops)", s.Acknowledged), **BAD, **AUTH,
+                   **NOT_FOUND, **DB}),
+    ("notifications.unacknowledged", "GET"): Operation(
+        "Orders", {200: Answer("orders nobody has acknowledged yet", s.UnacknowledgedCount), **AUTH, **DB}),
     ("api.products", "GET"): _list(s.Product, Param("available", {"type": "boolean"})),
     ("api.product", "GET"): _one(s.Product),
     ("api.inventory", "GET"): _list(s.InventoryItem, Param("available", {"type": "boolean"})),

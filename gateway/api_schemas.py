@@ -195,6 +195,29 @@ class WebhookRetried(WebhookEvent):
     queued: bool
 
 
+# --- notifications and order acknowledgement ---
+class DeadLetters(Model):
+    total: int
+    items: list[dict[str, Any]]
+
+
+class Requeued(Model):
+    requeued: bool
+    id: str
+    target: str
+
+
+class Acknowledged(Model):
+    id: int
+    acknowledged: bool
+    acknowledgedAt: str | None
+    alreadyAcknowledged: bool
+
+
+class UnacknowledgedCount(Model):
+    count: int
+
+
 # --- the stream's messages (text/event-stream) ---
 class Connected(Model):
     """``event: connected``, first on every stream."""

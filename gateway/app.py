@@ -16,6 +16,7 @@ from gateway.dashboard import dashboard_bp
 from gateway.errors import HttpError, render
 from gateway.health import probes_bp
 from gateway.hub import Hub
+from gateway.notifications import notifications_bp
 from gateway.prometheus import build_registry, count_webhook_outcome, metrics_bp, outbox_unsent
 from gateway.realtime import health_bp, realtime_bp
 from gateway.webhooks import webhooks_bp
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(realtime_bp)
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(notifications_bp)
     app.register_blueprint(dashboard_bp)
     app.register_blueprint(probes_bp)
     app.register_blueprint(metrics_bp)

@@ -64,6 +64,10 @@ class Authenticator:
                 match = key
         return match.decode() if match else None
 
+    def key_name(self, key: str) -> str:
+        """A name for ``key`` fit for logs and records (an HMAC under the token secret)."""
+        return key_fingerprint(key, self._secret)
+
     def issue_token(self, key: str) -> str:
         return self._tokens.dumps({"k": key_fingerprint(key, self._secret)})
 

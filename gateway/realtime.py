@@ -17,6 +17,7 @@ from gateway.hub import Hub, types_for_channels
 from gateway.totals import DropReason
 from shared.config import Settings
 from shared.constants import CHANNEL_NAMES, EVENT_CHANNELS
+from shared.consumer import group_status
 from shared.event_bus import EventBus
 from shared.exceptions import PublishError
 from shared.realtime import RealTimeEvent
@@ -161,6 +162,10 @@ def status() -> Response:
     except redis.RedisError:
         snapshots = [own]
     totals = cluster.add_up(snapshots)
+    try:
+        groups = group_status(hub.redis) if reachable else []
+    except redis.RedisError:
+        groups = []
     return jsonify({
         "enabled": settings.realtime_enabled,
         "redisReachable": reachable,
@@ -168,6 +173,7 @@ def status() -> Response:
         "redisMaxmemoryPolicy": hub.redis_policy,
         "redisSentinel": {"master": settings.redis_sentinel_master,
                           "sentinels": list(settings.redis_sentinels)} if settings.redis_sentinels else None,
+        "consumerGroups": groups,
         "activeConnections": totals["connections"]["active"],
         "totalConnections": totals["connections"]["total"],
         "peakConnections": totals["connections"]["peak"],

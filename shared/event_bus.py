@@ -33,11 +33,14 @@ from shared.constants import (
     STATS_DAY_PREFIX,
     channel_for_name,
 )
+from shared.consumer import Consumer, Entry, group_status
 from shared.exceptions import ChannelMismatchError, PublishError, UnknownChannelError
 from shared.realtime import RealTimeEvent
 from shared.redis_client import redis_for
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Consumer", "Entry", "EventBus", "event_bus", "group_status"]
 
 EventLike = RealTimeEvent | dict[str, Any] | str
 
@@ -210,6 +213,25 @@ class EventBus:
         sub = Subscription(pubsub, thread)
         self._subscriptions.append(sub)
         return sub
+
+    # --- durable consumers ---
+    def consumer(self, group: str, handler: Callable[[RealTimeEvent], Any] | None = None, *,
+                 types: Iterable[str] | None = None, start: str = "$", name: str | None = None) -> Consumer:
+        """A member of consumer group ``group`` on the history stream (see :mod:`shared.consumer`)."""
+        client = redis_for(self.settings, socket_timeout=None)
+        return Consumer(client, self.settings, group, handler, types=types, start=start, name=name)
+
+    def consume(self, group: str, handler: Callable[[RealTimeEvent], Any], *,
+                types: Iterable[str] | None = None, start: str = "$", name: str | None = None) -> None:
+        """Block, calling ``handler(event)`` for every event of the group; each entry is
+        acknowledged only after the handler returned. Ends on KeyboardInterrupt."""
+        consumer = self.consumer(group, handler, types=types, start=start, name=name)
+        try:
+            consumer.run()
+        except KeyboardInterrupt:
+            consumer.stop()
+        finally:
+            consumer.redis.close()
 
 
 def _resolve(channel: str) -> str:

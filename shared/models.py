@@ -165,6 +165,8 @@ class Order(Base):
     ordered_at: Mapped[datetime | None] = mapped_column(Tz)
     created_at: Mapped[datetime] = mapped_column(Tz, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Tz, default=utcnow, onupdate=utcnow)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(Tz, index=True)
+    acknowledged_by: Mapped[str] = mapped_column(String(128), default="")
 
     lines: Mapped[list[OrderLine]] = relationship(back_populates="order", cascade="all, delete-orphan")
 

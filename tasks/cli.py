@@ -143,6 +143,28 @@ def outbox_relay() -> None:
 
 
 @main.group()
+def notify() -> None:
+    """The notifier: Discord, LINE and signed webhooks (docs/notifications.md)."""
+
+
+@notify.command("run")
+def notify_run() -> None:
+    """Run the notifier until SIGTERM or Ctrl-C."""
+    from tasks.notify.cli import run
+
+    run(_settings())
+
+
+@notify.command("test")
+@click.argument("target")
+def notify_test(target: str) -> None:
+    """Send a sample notification to TARGET (discord, line, webhook, escalation-…) now."""
+    from tasks.notify.cli import send_test
+
+    send_test(_settings(), target)
+
+
+@main.group()
 def webhook() -> None:
     """Sample marketplace webhooks."""
 

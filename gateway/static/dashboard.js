@@ -97,6 +97,15 @@ function startStats() {
   setInterval(poll, STATS_EVERY_MS);
 }
 
+/** The count of orders no operator has acknowledged, fetched again whenever the orders change. */
+function bindUnacknowledged() {
+  const target = document.getElementById("unacknowledged-count");
+  cache.subscribe("orders", (state) => {
+    if (!state.data) return;
+    api("/api/orders/unacknowledged").then((body) => say(target, String(body.count)), (error) => say(target, `? (${error.message})`));
+  });
+}
+
 function drawChart(svg, tracker) {
   const width = 300;
   const height = 90;
@@ -122,5 +131,6 @@ startSession((connection) => {
   const toasts = new Toasts(document.getElementById("toasts"));
   connection.subscribe("*", (message) => toasts.show(message));
   for (const name of Object.keys(renderers)) bindTable(name);
+  bindUnacknowledged();
   startStats();
 });

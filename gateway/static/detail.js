@@ -1,7 +1,7 @@
 // A detail page (product, listing or order): its fields, what belongs to it, refreshed live.
 
 import { QueryCache } from "./realtime.js";
-import { api, link, row, startSession, Toasts, when } from "./ui.js";
+import { api, apiKey, link, row, startSession, Toasts, when } from "./ui.js";
 
 const article = document.getElementById("detail");
 const { kind, id } = article.dataset;
@@ -20,7 +20,8 @@ const FIELDS = {
     ["Error", "errorMessage"], ["Listed", "listedAt", when], ["Updated", "updatedAt", when]],
   orders: [["Marketplace", "marketplace"], ["Order number", "marketplaceOrderId"], ["Buyer", "buyerName"],
     ["Subtotal", "subtotal"], ["Shipping", "shippingCost"], ["Tax", "tax"], ["Total", "total"],
-    ["Currency", "currency"], ["Status", "status"], ["Ordered", "orderedAt", when]],
+    ["Currency", "currency"], ["Status", "status"], ["Ordered", "orderedAt", when],
+    ["Acknowledged", "acknowledgedAt", when]],
 };
 
 const RELATED = {
@@ -56,6 +57,33 @@ function render(item) {
   const body = table.createTBody();
   body.append(...(item[key] ?? []).map((x) => row(cells(x))));
   article.querySelector(".related").replaceChildren(table);
+  if (kind === "orders") renderAck(item);
+}
+
+/** The acknowledge button: tells the notifier an operator has seen this order (no escalation). */
+function renderAck(item) {
+  let button = article.querySelector("button.ack");
+  if (!button) {
+    button = document.createElement("button");
+    button.type = "button";
+    button.className = "ack";
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      const response = await fetch(`/api/orders/${encodeURIComponent(id)}/ack`, {
+        method: "POST", headers: { "X-API-Key": apiKey.get() ?? "", Accept: "application/json" } });
+      const body = await response.json().catch(() => null);
+      if (!response.ok) {
+        button.disabled = false;
+        note.textContent = body?.error ?? `HTTP ${response.status}`;
+        return;
+      }
+      cache.refetch(kind);
+    });
+    article.querySelector("h1").after(button);
+  }
+  const done = Boolean(item.acknowledgedAt);
+  button.disabled = done;
+  button.textContent = done ? "Acknowledged" : "Acknowledge order";
 }
 
 startSession((connection) => {
