@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from shared.constants import TYPE_CHANNELS
 from shared.exceptions import ConfigError
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -51,6 +52,18 @@ def _list(_key: str, raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _windows(key: str, raw: str) -> tuple[str, ...]:
+    """``ORDER_RECEIVED:0,PRICE_CHANGE:2000`` → ("ORDER_RECEIVED:0", "PRICE_CHANGE:2000"), checked."""
+    out: dict[str, int] = {}
+    for part in _list(key, raw):
+        event_type, sep, ms = part.partition(":")
+        event_type = event_type.strip().upper()
+        if not sep or event_type not in TYPE_CHANNELS:
+            raise ConfigError(key, f"expected TYPE:ms pairs with TYPE one of {', '.join(TYPE_CHANNELS)}, got {part!r}")
+        out[event_type] = _int(key, ms)
+    return tuple(f"{t}:{ms}" for t, ms in out.items())
+
+
 def _str(_key: str, raw: str) -> str:
     return raw.strip()
 
@@ -67,6 +80,7 @@ class Settings:
     realtime_enabled: bool = setting("REALTIME_ENABLED", True, _bool)
     heartbeat_interval_ms: int = setting("SSE_HEARTBEAT_INTERVAL", 30000, _int, minimum=10)
     debounce_window_ms: int = setting("SSE_DEBOUNCE_WINDOW", 500, _int)
+    debounce_window_overrides: tuple[str, ...] = setting("SSE_DEBOUNCE_WINDOWS", ("ORDER_RECEIVED:0",), _windows)
     batch_max_events: int = setting("SSE_BATCH_MAX_EVENTS", 100, _int, minimum=1)
     retry_ms: int = setting("SSE_RETRY", 3000, _int, minimum=0)
     send_timeout_ms: int = setting("SSE_SEND_TIMEOUT", 10000, _int, minimum=1)
@@ -116,6 +130,15 @@ class Settings:
     @property
     def broker_url(self) -> str:
         return self.celery_broker_url or self.redis_url
+
+    @property
+    def debounce_windows(self) -> dict[str, int]:
+        """The window of every event type, in ms: SSE_DEBOUNCE_WINDOWS over SSE_DEBOUNCE_WINDOW."""
+        windows = {t: self.debounce_window_ms for t in TYPE_CHANNELS}
+        for pair in self.debounce_window_overrides:
+            event_type, _sep, ms = pair.partition(":")
+            windows[event_type] = int(ms)
+        return windows
 
     @property
     def token_secret(self) -> str:
