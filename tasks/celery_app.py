@@ -194,11 +194,15 @@ def register_tasks(app: Celery) -> None:
 
     @app.task(name=names.WEBHOOK_PROCESS, bind=True, shared=False)
     def process_webhook(self: RakudaTask, webhook_event_id: int) -> str:
+        ended: list[int] = []
         try:
-            return webhook_processing.apply_webhook_event(self.runtime, webhook_event_id)
+            outcome = webhook_processing.apply_webhook_event(self.runtime, webhook_event_id, ended)
         except (IntegrityError, DBAPIError) as exc:  # e.g. two deliveries creating one order at once
             self.retry_later(exc)
             raise
+        for listing_id in ended:  # the product sold here: take its other listings down
+            self.app.send_task(names.LISTING_END, args=[listing_id])
+        return outcome
 
     @app.task(name=names.WEBHOOK_SWEEP, bind=True, shared=False)
     def sweep_webhooks(self: RakudaTask) -> int:

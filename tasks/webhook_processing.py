@@ -17,14 +17,18 @@ from shared.outbox import Changes
 from shared.realtime import RealTimeEvent, RealTimeEventType
 from shared.webhook_payloads import OrderNotice, PayloadError, parse_notice
 from tasks.runtime import Runtime
+from tasks.sold_elsewhere import claim_listings
 
 log = logging.getLogger(__name__)
 
 DONE = {WebhookStatus.COMPLETED, WebhookStatus.IGNORED}
 
 
-def apply_webhook_event(rt: Runtime, webhook_event_id: int) -> str:
-    """Apply one stored delivery; returns what happened (created, updated, unchanged, ignored, failed, done)."""
+def apply_webhook_event(rt: Runtime, webhook_event_id: int, ended_listing_ids: list[int] | None = None) -> str:
+    """Apply one stored delivery; returns what happened (created, updated, unchanged, ignored, failed, done).
+
+    The listings a new order ended elsewhere are added to ``ended_listing_ids`` (to take down after commit).
+    """
     with rt.outbox.transaction() as changes:
         row = changes.session.scalars(
             select(WebhookEvent).where(WebhookEvent.id == webhook_event_id).with_for_update()).first()
@@ -44,7 +48,7 @@ def apply_webhook_event(rt: Runtime, webhook_event_id: int) -> str:
             row.status = WebhookStatus.IGNORED
             row.error = f"topic {row.topic!r} is not about orders"
             return "ignored"
-        outcome = apply_notice(changes, notice, json.loads(row.raw_body))
+        outcome = apply_notice(changes, notice, json.loads(row.raw_body), ended_listing_ids)
         if outcome == "failed":
             row.status = WebhookStatus.FAILED
             row.error = f"order {notice.order_id} is unknown and the notice carries no total/currency"
@@ -60,7 +64,7 @@ def _order_event(order: Order, action: str, **extra: object) -> RealTimeEvent:
     return RealTimeEvent.create(RealTimeEventType.ORDER_RECEIVED, order.id, action, data)  # type: ignore[arg-type]
 
 
-def apply_notice(changes: Changes, notice: OrderNotice, raw: dict) -> str:
+def apply_notice(changes: Changes, notice: OrderNotice, raw: dict, ended_listing_ids: list[int] | None = None) -> str:
     session = changes.session
     marketplace = Marketplace(notice.marketplace)
     order = session.scalars(select(Order).where(Order.marketplace == marketplace,
@@ -84,7 +88,10 @@ def apply_notice(changes: Changes, notice: OrderNotice, raw: dict) -> str:
                                  listing_id=listing_ids.get(line.sku)) for line in notice.lines]
         session.add(order)
         session.flush()
-        changes.emit(_order_event(order, "created"))
+        claim = claim_listings(changes, order)
+        if ended_listing_ids is not None:
+            ended_listing_ids += claim.ended_listing_ids
+        changes.emit(_order_event(order, "created", **({"oversold": True} if order.oversold else {})))
         return "created"
     if notice.status is None or order.status.value == notice.status:
         return "unchanged"
