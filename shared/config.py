@@ -115,6 +115,7 @@ class Settings:
     outbox_relay_interval_s: float = setting("OUTBOX_RELAY_INTERVAL", 5.0, _float)
     webhook_sweep_interval_s: float = setting("WEBHOOK_SWEEP_INTERVAL", 30.0, _float)
     webhook_sweep_after_s: float = setting("WEBHOOK_SWEEP_AFTER", 30.0, _float)
+    webhook_orphan_after_s: float = setting("WEBHOOK_ORPHAN_AFTER", 3600.0, _float)
     demo_orders_interval_s: float = setting("DEMO_ORDERS_INTERVAL", 0.0, _float)
     celery_visibility_timeout_s: int = setting("CELERY_VISIBILITY_TIMEOUT", 3600, _int, minimum=1)
     beat_lock_ttl_s: float = setting("BEAT_LOCK_TTL", 30.0, _float)

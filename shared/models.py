@@ -235,6 +235,8 @@ class WebhookEvent(Base):
     status: Mapped[WebhookStatus] = mapped_column(_enum(WebhookStatus), default=WebhookStatus.PENDING, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # A status notice that came before its order: "MARKETPLACE:order id" until the creation applies it.
+    waiting_for: Mapped[str | None] = mapped_column(String(160), index=True)
     received_at: Mapped[datetime] = mapped_column(Tz, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(Tz)
 

@@ -30,6 +30,16 @@ def test_every_command_has_help(command, settings):
     assert result.returncode == 0 and "Usage:" in result.stdout
 
 
+def migration_head(url: str) -> str:
+    from alembic.script import ScriptDirectory
+
+    from tasks.schema import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    assert head is not None
+    return head
+
+
 def seed_sqlite(settings: Settings, path) -> list[tuple]:
     url = f"sqlite:///{path}"
     upgraded = rakuda(settings, "db", "upgrade", DATABASE_URL=url)
@@ -38,7 +48,7 @@ def seed_sqlite(settings: Settings, path) -> list[tuple]:
     assert seeded.returncode == 0, seeded.stderr
     assert "products=30" in seeded.stdout
     with sqlite3.connect(path) as conn:
-        assert conn.execute("select version_num from alembic_version").fetchone() == ("0001",)
+        assert conn.execute("select version_num from alembic_version").fetchone() == (migration_head(url),)
         assert conn.execute("select count(*) from listings").fetchone() == (60,)
         return conn.execute("select p.title, p.purchase_price_jpy, p.weight_grams, l.listing_price, l.status "
                             "from products p join listings l on l.product_id = p.id order by l.id").fetchall()
