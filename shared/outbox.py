@@ -69,10 +69,10 @@ def mark_sent(session: Session, postgresql: bool, ids: list[int], bus_ids: list[
             "FROM unnest(CAST(:ids AS bigint[]), CAST(:bus_ids AS varchar[])) AS s(id, bus_id) WHERE o.id = s.id"
         ), {"now": now, "ids": ids, "bus_ids": bus_ids})
         return
-    session.execute(update(OutboxEvent).where(OutboxEvent.id == bindparam("row_id"))
+    table = OutboxEvent.__table__
+    session.execute(update(table).where(table.c.id == bindparam("row_id"))
                     .values(published_at=now, bus_id=bindparam("row_bus_id")),
-                    [{"row_id": i, "row_bus_id": b} for i, b in zip(ids, bus_ids, strict=True)],
-                    execution_options={"synchronize_session": False})
+                    [{"row_id": i, "row_bus_id": b} for i, b in zip(ids, bus_ids, strict=True)])
 
 
 @dataclass

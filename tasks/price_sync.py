@@ -139,7 +139,7 @@ def write_prices(session: Session, postgresql: bool, plans: list[Reprice]) -> No
         ), {"now": now, "ids": [p.listing_id for p in plans], "prices": [p.new_price for p in plans],
             "shipping": [p.shipping for p in plans]})
         return
-    session.execute(update(Listing).where(Listing.id == bindparam("row_id"))
+    table = Listing.__table__
+    session.execute(update(table).where(table.c.id == bindparam("row_id"))
                     .values(listing_price=bindparam("price"), shipping_cost=bindparam("shipping"), updated_at=now),
-                    [{"row_id": p.listing_id, "price": p.new_price, "shipping": p.shipping} for p in plans],
-                    execution_options={"synchronize_session": False})
+                    [{"row_id": p.listing_id, "price": p.new_price, "shipping": p.shipping} for p in plans])
