@@ -127,6 +127,10 @@ class Settings:
     marketplace_api_url: str = setting("MARKETPLACE_API_URL", "")
     client_timeout_s: float = setting("CLIENT_TIMEOUT", 10.0, _float)
     sandbox_seed: int = setting("SANDBOX_SEED", 27, _int)
+    # --- Exchange rate (empty URL: the sandbox's rates) ---
+    fx_rate_url: str = setting("FX_RATE_URL", "")
+    fx_rate_interval_s: float = setting("FX_RATE_INTERVAL", 3600.0, _float)
+    fx_reprice_threshold_percent: float = setting("FX_REPRICE_THRESHOLD_PERCENT", 1.0, _float)
 
     @property
     def broker_url(self) -> str:
