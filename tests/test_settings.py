@@ -44,7 +44,8 @@ def test_per_type_debounce_windows_override_the_default_window():
     assert Settings.from_env({}).debounce_windows == {
         "INVENTORY_CHANGE": 500, "ORDER_RECEIVED": 0, "PRICE_CHANGE": 500, "LISTING_UPDATE": 500}
     s = Settings.from_env({"SSE_DEBOUNCE_WINDOW": "300", "SSE_DEBOUNCE_WINDOWS": "ORDER_RECEIVED:0,PRICE_CHANGE:2000"})
-    assert s.debounce_windows == {"INVENTORY_CHANGE": 300, "ORDER_RECEIVED": 0, "PRICE_CHANGE": 2000, "LISTING_UPDATE": 300}
+    assert s.debounce_windows == {
+        "INVENTORY_CHANGE": 300, "ORDER_RECEIVED": 0, "PRICE_CHANGE": 2000, "LISTING_UPDATE": 300}
     assert Settings.from_env(s.env_items()).debounce_windows == s.debounce_windows
     assert Settings.from_env({"SSE_DEBOUNCE_WINDOWS": ""}).debounce_windows["ORDER_RECEIVED"] == 500
 

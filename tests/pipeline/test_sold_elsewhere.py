@@ -103,7 +103,7 @@ def test_two_orders_racing_for_one_product_flag_exactly_one(runtime, catalogue, 
             ids = session.scalars(select(WebhookEvent.id).order_by(WebhookEvent.id.desc()).limit(2)).all()
         start, outcomes, ended = threading.Barrier(2), [], []
 
-        def apply(webhook_event_id: int) -> None:
+        def apply(webhook_event_id: int, start=start, outcomes=outcomes, ended=ended) -> None:
             start.wait()
             outcomes.append(webhook_processing.apply_webhook_event(runtime, webhook_event_id, ended))
 

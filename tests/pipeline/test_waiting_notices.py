@@ -28,7 +28,8 @@ def deliveries(runtime: Runtime) -> list[WebhookEvent]:
 
 def test_notices_before_the_creation_wait_and_apply_when_it_arrives(runtime, worker, http, bus_redis):
     assert post_joom(http, {"event": "order.paid", "order": {"id": "JO-1001"}}).status_code == 202
-    assert post_joom(http, {"event": "order.status_changed", "order": {"id": "JO-1001", "status": "shipped"}}).status_code == 202
+    shipped = {"event": "order.status_changed", "order": {"id": "JO-1001", "status": "shipped"}}
+    assert post_joom(http, shipped).status_code == 202
     wait_for(lambda: all(d.attempts for d in deliveries(runtime)), what="both notices tried")
     waiting = deliveries(runtime)
     assert [(d.status, d.waiting_for) for d in waiting] == [(WebhookStatus.PENDING, "JOOM:JO-1001")] * 2
