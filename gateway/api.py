@@ -147,7 +147,7 @@ def order_json(o: Order, with_lines: bool = False) -> dict[str, Any]:
         "id": o.id, "marketplace": o.marketplace.value, "marketplaceOrderId": o.marketplace_order_id,
         "buyerName": o.buyer_name, "subtotal": _money(o.subtotal), "shippingCost": _money(o.shipping_cost),
         "tax": _money(o.tax), "total": _money(o.total), "currency": o.currency, "status": o.status.value,
-        "orderedAt": _time(o.ordered_at), "updatedAt": _time(o.updated_at),
+        "oversold": o.oversold, "orderedAt": _time(o.ordered_at), "updatedAt": _time(o.updated_at),
         "acknowledgedAt": _time(o.acknowledged_at),
     }
     if with_lines:

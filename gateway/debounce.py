@@ -14,7 +14,7 @@ client drop the duplicates).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from gateway.stream_ids import ZERO, StreamId, predecessor
@@ -63,14 +63,21 @@ def cursor_with(pending_first: dict[str, StreamId], read_up_to: StreamId, types:
 
 
 class Debouncer:
-    """Collects events (in stream order) into per-type windows; hands out the due ones."""
+    """Collects events (in stream order) into per-type windows; hands out the due ones.
 
-    def __init__(self, window_ms: float, max_events: int) -> None:
-        if window_ms < 0:
-            raise ValueError(f"window_ms must not be negative, got {window_ms}")
+    ``windows`` gives a type its own window length (0: each event leaves alone, at once);
+    the other types use ``window_ms``. The cursor rule above holds for any mix of lengths:
+    it only looks at which first ids are still held, never at how long they will be.
+    """
+
+    def __init__(self, window_ms: float, max_events: int, windows: Mapping[str, float] | None = None) -> None:
+        for name, value in [("window_ms", window_ms), *((f"window of {t}", w) for t, w in (windows or {}).items())]:
+            if value < 0:
+                raise ValueError(f"{name} must not be negative, got {value}")
         if max_events < 1:
             raise ValueError(f"max_events must be at least 1, got {max_events}")
         self.window_ms = window_ms
+        self.windows = dict(windows or {})
         self.max_events = max_events
         self.read_up_to: StreamId = ZERO
         self._open: dict[str, Batch] = {}
@@ -92,8 +99,9 @@ class Debouncer:
         self.read_up_to = sid
         batch = self._open.get(event_type)
         if batch is None:
-            batch = Batch(event_type, sid, now_ms + self.window_ms)
-            if self.window_ms == 0:
+            window = self.window_for(event_type)
+            batch = Batch(event_type, sid, now_ms + window)
+            if window == 0:
                 self._closed.append(batch)
             else:
                 self._open[event_type] = batch
@@ -102,12 +110,12 @@ class Debouncer:
         if len(batch.events) < self.max_events:
             batch.events.append((sid, event_json))
 
+    def window_for(self, event_type: str) -> float:
+        return self.windows.get(event_type, self.window_ms)
+
     def next_deadline(self) -> float | None:
-        if self._closed:
-            return self._closed[0].deadline_ms
-        if not self._open:
-            return None
-        return min(b.deadline_ms for b in self._open.values())
+        deadlines = [b.deadline_ms for b in self._closed[:1]] + [b.deadline_ms for b in self._open.values()]
+        return min(deadlines) if deadlines else None
 
     def flush_due(self, now_ms: float) -> list[Batch]:
         """The batches whose window has ended, oldest first, each with its cursor inputs."""

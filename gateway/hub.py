@@ -63,7 +63,7 @@ class Hub:
         self.redis = commands
         self.process_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.started_at = time.time()
-        self.debouncer = Debouncer(settings.debounce_window_ms, settings.batch_max_events)
+        self.debouncer = Debouncer(settings.debounce_window_ms, settings.batch_max_events, settings.debounce_windows)
         self.clients: dict[str, StreamClient] = {}
         self.by_type: dict[str, set[StreamClient]] = {t: set() for t in EVENT_TYPES}
         self.total_connections = 0
@@ -265,7 +265,7 @@ class Hub:
         now, wall_ms = _now_ms(), time.time() * 1000
         # The time an event took to reach us is taken off its window (a window runs from the
         # publish), but at most 100 ms: a gateway clock ahead of Redis's must not end windows early.
-        max_credit = min(float(self.settings.debounce_window_ms), 100.0)
+        max_credit = {t: min(float(self.debouncer.window_for(t)), 100.0) for t in self.by_type}
         try:
             for raw_id, fields in entries:
                 text_id = raw_id.decode()
@@ -275,7 +275,7 @@ class Hub:
                     log.warning("skipping history entry %s: not an event (type %r)", text_id, event_type)
                     self.debouncer.skip(sid)
                     continue
-                credit = min(max(0.0, wall_ms - sid[0]), max_credit)
+                credit = min(max(0.0, wall_ms - sid[0]), max_credit[event_type])
                 self.debouncer.add(sid, event_type, with_bus_id(body.decode(), text_id), now - credit)
         finally:
             self._wake.set()

@@ -87,6 +87,7 @@ def events() -> Response:
         "channels": [c.rsplit(":", 1)[1] for c in channels],
         "heartbeatInterval": settings.heartbeat_interval_ms,
         "debounceWindow": settings.debounce_window_ms,
+        "debounceWindows": settings.debounce_windows,
         "processId": hub.process_id,
     }
 
@@ -179,6 +180,7 @@ def status() -> Response:
         "peakConnections": totals["connections"]["peak"],
         "heartbeatInterval": settings.heartbeat_interval_ms,
         "debounceWindow": settings.debounce_window_ms,
+        "debounceWindows": settings.debounce_windows,
         "processCount": len(snapshots),
         "process": _process_view(own),
         "processes": [_process_view(s) for s in snapshots],

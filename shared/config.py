@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from shared.constants import TYPE_CHANNELS
 from shared.exceptions import ConfigError
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -59,6 +60,18 @@ def _host_ports(key: str, raw: str) -> tuple[str, ...]:
     return entries
 
 
+def _windows(key: str, raw: str) -> tuple[str, ...]:
+    """``ORDER_RECEIVED:0,PRICE_CHANGE:2000`` → ("ORDER_RECEIVED:0", "PRICE_CHANGE:2000"), checked."""
+    out: dict[str, int] = {}
+    for part in _list(key, raw):
+        event_type, sep, ms = part.partition(":")
+        event_type = event_type.strip().upper()
+        if not sep or event_type not in TYPE_CHANNELS:
+            raise ConfigError(key, f"expected TYPE:ms pairs with TYPE one of {', '.join(TYPE_CHANNELS)}, got {part!r}")
+        out[event_type] = _int(key, ms)
+    return tuple(f"{t}:{ms}" for t, ms in out.items())
+
+
 def _str(_key: str, raw: str) -> str:
     return raw.strip()
 
@@ -84,6 +97,7 @@ class Settings:
     realtime_enabled: bool = setting("REALTIME_ENABLED", True, _bool)
     heartbeat_interval_ms: int = setting("SSE_HEARTBEAT_INTERVAL", 30000, _int, minimum=10)
     debounce_window_ms: int = setting("SSE_DEBOUNCE_WINDOW", 500, _int)
+    debounce_window_overrides: tuple[str, ...] = setting("SSE_DEBOUNCE_WINDOWS", ("ORDER_RECEIVED:0",), _windows)
     batch_max_events: int = setting("SSE_BATCH_MAX_EVENTS", 100, _int, minimum=1)
     retry_ms: int = setting("SSE_RETRY", 3000, _int, minimum=0)
     send_timeout_ms: int = setting("SSE_SEND_TIMEOUT", 10000, _int, minimum=1)
@@ -124,6 +138,7 @@ class Settings:
     outbox_relay_interval_s: float = setting("OUTBOX_RELAY_INTERVAL", 5.0, _float)
     webhook_sweep_interval_s: float = setting("WEBHOOK_SWEEP_INTERVAL", 30.0, _float)
     webhook_sweep_after_s: float = setting("WEBHOOK_SWEEP_AFTER", 30.0, _float)
+    webhook_orphan_after_s: float = setting("WEBHOOK_ORPHAN_AFTER", 3600.0, _float)
     demo_orders_interval_s: float = setting("DEMO_ORDERS_INTERVAL", 0.0, _float)
     celery_visibility_timeout_s: int = setting("CELERY_VISIBILITY_TIMEOUT", 3600, _int, minimum=1)
     beat_lock_ttl_s: float = setting("BEAT_LOCK_TTL", 30.0, _float)
@@ -162,6 +177,11 @@ class Settings:
     order_ack_escalate_after: float = setting("ORDER_ACK_ESCALATE_AFTER", 30.0, _float)
     order_ack_minute_s: float = setting("ORDER_ACK_MINUTE_SECONDS", 60.0, _float)
 
+    # --- Exchange rate (empty URL: the sandbox's rates) ---
+    fx_rate_url: str = setting("FX_RATE_URL", "")
+    fx_rate_interval_s: float = setting("FX_RATE_INTERVAL", 3600.0, _float)
+    fx_reprice_threshold_percent: float = setting("FX_REPRICE_THRESHOLD_PERCENT", 1.0, _float)
+
     def __post_init__(self) -> None:
         if self.redis_sentinels and not self.redis_sentinel_master:
             raise ConfigError("REDIS_SENTINEL_MASTER", "REDIS_SENTINELS is set: name the monitored primary too")
@@ -169,6 +189,15 @@ class Settings:
     @property
     def broker_url(self) -> str:
         return self.celery_broker_url or self.redis_url
+
+    @property
+    def debounce_windows(self) -> dict[str, int]:
+        """The window of every event type, in ms: SSE_DEBOUNCE_WINDOWS over SSE_DEBOUNCE_WINDOW."""
+        windows = {t: self.debounce_window_ms for t in TYPE_CHANNELS}
+        for pair in self.debounce_window_overrides:
+            event_type, _sep, ms = pair.partition(":")
+            windows[event_type] = int(ms)
+        return windows
 
     @classmethod
     def from_env(

@@ -139,6 +139,7 @@ class Listing(Base):
     currency: Mapped[str] = mapped_column(String(3), default="USD")
     status: Mapped[ListingStatus] = mapped_column(_enum(ListingStatus), default=ListingStatus.DRAFT, index=True)
     error_message: Mapped[str | None] = mapped_column(Text)
+    end_reason: Mapped[str | None] = mapped_column(String(32))  # why it ENDED: out_of_stock, sold_elsewhere
     listed_at: Mapped[datetime | None] = mapped_column(Tz)
     created_at: Mapped[datetime] = mapped_column(Tz, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Tz, default=utcnow, onupdate=utcnow)
@@ -162,6 +163,8 @@ class Order(Base):
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[OrderStatus] = mapped_column(_enum(OrderStatus))
     raw_data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Its listing was already SOLD or ENDED when it arrived: the item may be gone (a person decides).
+    oversold: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     ordered_at: Mapped[datetime | None] = mapped_column(Tz)
     created_at: Mapped[datetime] = mapped_column(Tz, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(Tz, default=utcnow, onupdate=utcnow)
@@ -238,6 +241,8 @@ class WebhookEvent(Base):
     status: Mapped[WebhookStatus] = mapped_column(_enum(WebhookStatus), default=WebhookStatus.PENDING, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    # A status notice that came before its order: "MARKETPLACE:order id" until the creation applies it.
+    waiting_for: Mapped[str | None] = mapped_column(String(160), index=True)
     received_at: Mapped[datetime] = mapped_column(Tz, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(Tz)
 

@@ -13,14 +13,16 @@ event carries ``data.outboxId`` so a consumer can drop a duplicate.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from shared.constants import TYPE_CHANNELS
@@ -45,15 +47,32 @@ def record(session: Session, events: Iterable[RealTimeEvent]) -> list[OutboxEven
     return rows
 
 
-def stamped(row: OutboxEvent) -> RealTimeEvent:
-    """The stored event with ``data.outboxId`` set, so consumers can tell a republished duplicate."""
-    event = RealTimeEvent.parse(row.event_json)
-    data = dict(event.payload.data or {})
-    data["outboxId"] = row.id
-    return RealTimeEvent.parse({
-        "type": event.type, "timestamp": event.timestamp,
-        "payload": {"id": event.payload.id, "action": event.payload.action, "data": data},
-    })
+def stamped(event_id: int, event_json: str) -> dict[str, Any]:
+    """The stored event with ``data.outboxId`` set, so consumers can tell a republished duplicate.
+
+    The stored JSON was validated when it was written; ``publish_many`` validates it again.
+    """
+    event = json.loads(event_json)
+    payload = event["payload"]
+    payload["data"] = {**(payload.get("data") or {}), "outboxId": event_id}
+    return cast(dict[str, Any], event)
+
+
+def mark_sent(session: Session, postgresql: bool, ids: list[int], bus_ids: list[str | None],
+              now: datetime) -> None:
+    """Mark these rows published with their bus ids: one statement on PostgreSQL (id and bus id arrays)."""
+    if not ids:
+        return
+    if postgresql:
+        session.execute(text(
+            "UPDATE outbox_events AS o SET published_at = :now, bus_id = s.bus_id "
+            "FROM unnest(CAST(:ids AS bigint[]), CAST(:bus_ids AS varchar[])) AS s(id, bus_id) WHERE o.id = s.id"
+        ), {"now": now, "ids": ids, "bus_ids": bus_ids})
+        return
+    table = OutboxEvent.__table__
+    session.execute(update(table).where(table.c.id == bindparam("row_id"))
+                    .values(published_at=now, bus_id=bindparam("row_bus_id")),
+                    [{"row_id": i, "row_bus_id": b} for i, b in zip(ids, bus_ids, strict=True)])
 
 
 @dataclass
@@ -109,24 +128,25 @@ class Outbox:
         failure: PublishError | None = None
         try:
             with session.begin():
-                query = (select(OutboxEvent).where(OutboxEvent.published_at.is_(None))
+                query = (select(OutboxEvent.id, OutboxEvent.channel, OutboxEvent.event_json)
+                         .where(OutboxEvent.published_at.is_(None))
                          .order_by(OutboxEvent.id).limit(limit).with_for_update(skip_locked=True))
                 if ids is not None:
                     query = query.where(OutboxEvent.id.in_(ids))
-                rows = list(session.scalars(query))
-                by_channel: dict[str, list[OutboxEvent]] = defaultdict(list)
-                for row in rows:
-                    by_channel[row.channel].append(row)
+                by_channel: dict[str, list[tuple[int, str]]] = defaultdict(list)
+                for row_id, channel, event_json in session.execute(query):
+                    by_channel[channel].append((row_id, event_json))
                 now = utcnow()
+                postgresql = self.db.is_postgresql
                 for channel, group in by_channel.items():
                     try:
-                        bus_ids = self.bus.publish_many(channel, [stamped(row) for row in group])
+                        bus_ids = self.bus.publish_many(channel, [stamped(i, body) for i, body in group])
                     except PublishError as exc:
                         failure = exc
                         break
-                    for i, row in enumerate(group):
-                        row.published_at = now
-                        row.bus_id = bus_ids[i] if i < len(bus_ids) else None  # none when realtime is off
+                    # none when realtime is off
+                    marks: list[str | None] = [bus_ids[i] if i < len(bus_ids) else None for i in range(len(group))]
+                    mark_sent(session, postgresql, [row_id for row_id, _ in group], marks, now)
                     published += len(group)
         finally:
             session.close()

@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from shared import task_names as names
 from shared.config import Settings
 from shared.redis_client import broker_transport_options, broker_url
-from tasks import inventory, price_sync, publishing, webhook_processing
+from tasks import exchange_rates, inventory, price_sync, publishing, webhook_processing
 from tasks.errors import PermanentError, TransientError
 from tasks.metrics import install_task_metrics
 from tasks.runtime import Runtime
@@ -37,6 +37,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     entries = {
         "inventory-sweep": (names.INVENTORY_SWEEP, settings.inventory_check_interval_s),
         "price-sync": (names.PRICE_SYNC, settings.price_sync_interval_s),
+        "fx-refresh": (names.FX_REFRESH, settings.fx_rate_interval_s),
         "outbox-relay": (names.OUTBOX_RELAY, settings.outbox_relay_interval_s),
         "outbox-prune": (names.OUTBOX_PRUNE, 3600.0 if settings.outbox_relay_interval_s > 0 else 0.0),
         "webhook-sweep": (names.WEBHOOK_SWEEP, settings.webhook_sweep_interval_s),
@@ -181,6 +182,22 @@ def register_tasks(app: Celery) -> None:
         ids = price_sync.active_listing_ids(self.runtime)
         return _send_batches(self, names.PRICE_SYNC_BATCH, ids, self.runtime.settings.price_sync_batch_size)
 
+    @app.task(name=names.FX_REFRESH, bind=True, shared=False)
+    def refresh_exchange_rate(self: RakudaTask) -> dict[str, Any]:
+        """Store the JPY→USD rate; a move of FX_REPRICE_THRESHOLD_PERCENT or more queues the price sync."""
+        try:
+            refresh = exchange_rates.refresh_rate(self.runtime, exchange_rates.rate_source(self.runtime))
+        except TransientError as exc:
+            if self.can_retry():
+                self.retry_later(exc)
+            raise
+        if refresh.reprice:
+            log.info("JPY->USD moved %.2f%% (%s -> %s): repricing", refresh.change_percent, refresh.previous,
+                     refresh.rate)
+            self.app.send_task(names.PRICE_SYNC)
+        return {"rate": str(refresh.rate), "previous": None if refresh.previous is None else str(refresh.previous),
+                "changePercent": refresh.change_percent, "repriced": refresh.reprice}
+
     @app.task(name=names.PRICE_SYNC_BATCH, bind=True, shared=False)
     def sync_price_batch(self: RakudaTask, listing_ids: list[int]) -> dict[str, Any]:
         try:
@@ -197,11 +214,15 @@ def register_tasks(app: Celery) -> None:
 
     @app.task(name=names.WEBHOOK_PROCESS, bind=True, shared=False)
     def process_webhook(self: RakudaTask, webhook_event_id: int) -> str:
+        ended: list[int] = []
         try:
-            return webhook_processing.apply_webhook_event(self.runtime, webhook_event_id)
+            outcome = webhook_processing.apply_webhook_event(self.runtime, webhook_event_id, ended)
         except (IntegrityError, DBAPIError) as exc:  # e.g. two deliveries creating one order at once
             self.retry_later(exc)
             raise
+        for listing_id in ended:  # the product sold here: take its other listings down
+            self.app.send_task(names.LISTING_END, args=[listing_id])
+        return outcome
 
     @app.task(name=names.WEBHOOK_SWEEP, bind=True, shared=False)
     def sweep_webhooks(self: RakudaTask) -> int:

@@ -118,6 +118,7 @@ def end_active_listings(changes, product: Product, reason: str) -> list[int]:
     ).all()
     for listing in listings:
         listing.status = ListingStatus.ENDED
+        listing.end_reason = reason
         changes.emit(RealTimeEvent.create(
             RealTimeEventType.LISTING_UPDATE, listing.id, "deleted",
             {"status": ListingStatus.ENDED.value, "previousStatus": ListingStatus.ACTIVE.value,

@@ -6,10 +6,10 @@ import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy.orm import Session, selectinload
 
-from shared.models import ExchangeRate, Listing, ListingStatus, PriceHistory, PriceSetting
+from shared.models import ExchangeRate, Listing, ListingStatus, PriceHistory, PriceSetting, utcnow
 from shared.realtime import RealTimeEvent, RealTimeEventType
 from tasks.errors import MissingExchangeRateError, PermanentError, PriceSettingError, TransientError
 from tasks.pricing import Fees, listing_price, moved_enough, shipping_usd
@@ -104,23 +104,42 @@ def sync_prices(rt: Runtime, listing_ids: list[int]) -> SyncResult:
 
 
 def record_reprices(rt: Runtime, plans: list[Reprice], result: SyncResult) -> None:
+    """Write a batch's new prices with one UPDATE, its history with one INSERT, and its events."""
     by_id = {plan.listing_id: plan for plan in plans}
     with rt.outbox.transaction() as changes:
-        listings = changes.session.scalars(select(Listing).where(Listing.id.in_(by_id)).order_by(Listing.id)
-                                           .with_for_update()).all()
-        for listing in listings:
-            plan = by_id[listing.id]
-            if listing.listing_price == plan.new_price:
-                continue  # a concurrent run already recorded it
-            old = listing.listing_price
-            listing.listing_price = plan.new_price
-            listing.shipping_cost = plan.shipping
-            changes.session.add(PriceHistory(listing_id=listing.id, old_price=old, new_price=plan.new_price,
-                                             currency=listing.currency, reason="price_sync"))
-            changes.emit(RealTimeEvent.create(
-                RealTimeEventType.PRICE_CHANGE, listing.id, "updated",
-                {"oldPrice": str(old) if old is not None else None, "newPrice": str(plan.new_price),
-                 "currency": listing.currency, "listingId": listing.id, "marketplace": listing.marketplace.value,
-                 "kind": "listing"},
-            ))
-            result.changed += 1
+        session = changes.session
+        current = session.execute(select(Listing.id, Listing.listing_price, Listing.currency, Listing.marketplace)
+                                  .where(Listing.id.in_(by_id)).order_by(Listing.id).with_for_update()).all()
+        moved = [(row, by_id[row.id]) for row in current
+                 if row.listing_price != by_id[row.id].new_price]  # else a concurrent run already recorded it
+        if not moved:
+            return
+        write_prices(session, rt.db.is_postgresql, [plan for _row, plan in moved])
+        session.execute(insert(PriceHistory), [
+            {"listing_id": row.id, "old_price": row.listing_price, "new_price": plan.new_price,
+             "currency": row.currency, "reason": "price_sync", "created_at": utcnow()}
+            for row, plan in moved])
+        changes.emit_all(RealTimeEvent.create(
+            RealTimeEventType.PRICE_CHANGE, row.id, "updated",
+            {"oldPrice": str(row.listing_price) if row.listing_price is not None else None,
+             "newPrice": str(plan.new_price), "currency": row.currency, "listingId": row.id,
+             "marketplace": row.marketplace.value, "kind": "listing"},
+        ) for row, plan in moved)
+        result.changed += len(moved)
+
+
+def write_prices(session: Session, postgresql: bool, plans: list[Reprice]) -> None:
+    """Set each listing's price and shipping: one statement on PostgreSQL (arrays unnested)."""
+    now = utcnow()
+    if postgresql:
+        session.execute(text(
+            "UPDATE listings AS l SET listing_price = v.price, shipping_cost = v.shipping, updated_at = :now "
+            "FROM unnest(CAST(:ids AS integer[]), CAST(:prices AS numeric[]), CAST(:shipping AS numeric[])) "
+            "AS v(id, price, shipping) WHERE l.id = v.id"
+        ), {"now": now, "ids": [p.listing_id for p in plans], "prices": [p.new_price for p in plans],
+            "shipping": [p.shipping for p in plans]})
+        return
+    table = Listing.__table__
+    session.execute(update(table).where(table.c.id == bindparam("row_id"))
+                    .values(listing_price=bindparam("price"), shipping_cost=bindparam("shipping"), updated_at=now),
+                    [{"row_id": p.listing_id, "price": p.new_price, "shipping": p.shipping} for p in plans])

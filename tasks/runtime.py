@@ -6,6 +6,8 @@ shares the parent's database or Redis sockets.
 
 from __future__ import annotations
 
+import threading
+
 from shared.config import Settings
 from shared.database import Database
 from shared.event_bus import EventBus
@@ -20,6 +22,7 @@ class Runtime:
         self._bus = bus or EventBus()
         self._db = database or Database()
         self._bound = False
+        self._bind_lock = threading.Lock()  # a worker thread and its caller may bind at once
         self._outbox: Outbox | None = None
         self.supplier: SupplierClient = (
             HttpSupplierClient(settings.supplier_api_url, settings.client_timeout_s)
@@ -31,11 +34,14 @@ class Runtime:
         )
 
     def _bind(self) -> None:
-        if not self._bound:
-            self._db.initialize(self.settings.database_url)
-            self._bus.initialize(self.settings)
-            self._outbox = Outbox(self._db, self._bus)
-            self._bound = True
+        if self._bound:
+            return
+        with self._bind_lock:
+            if not self._bound:
+                self._db.initialize(self.settings.database_url)
+                self._bus.initialize(self.settings)
+                self._outbox = Outbox(self._db, self._bus)
+                self._bound = True
 
     @property
     def db(self) -> Database:

@@ -2,6 +2,11 @@
 
 The delivery, the order and the ORDER_RECEIVED event change in one transaction under a lock
 on the delivery row, so a re-run (a re-delivered task, the sweep) applies it once.
+
+A status notice for an order not created yet *waits*: the delivery stays PENDING, marked with
+the order it waits for (``waiting_for``). The creation applies the waiting notices of its order
+in the same transaction, in the order they were received. The sweep re-runs the ones still
+waiting; one older than ``WEBHOOK_ORPHAN_AFTER`` is FAILED as an orphan, with the reason.
 """
 
 from __future__ import annotations
@@ -18,14 +23,23 @@ from shared.outbox import Changes
 from shared.realtime import RealTimeEvent, RealTimeEventType
 from shared.webhook_payloads import OrderNotice, PayloadError, parse_notice
 from tasks.runtime import Runtime
+from tasks.sold_elsewhere import claim_listings
 
 log = logging.getLogger(__name__)
 
 DONE = {WebhookStatus.COMPLETED, WebhookStatus.IGNORED}
 
 
-def apply_webhook_event(rt: Runtime, webhook_event_id: int) -> str:
-    """Apply one stored delivery; returns what happened (created, updated, unchanged, ignored, failed, done)."""
+def waiting_key(notice: OrderNotice) -> str:
+    return f"{notice.marketplace}:{notice.order_id}"
+
+
+def apply_webhook_event(rt: Runtime, webhook_event_id: int, ended_listing_ids: list[int] | None = None) -> str:
+    """Apply one stored delivery; returns what happened (created, updated, unchanged, ignored, waiting,
+    failed, done).
+
+    The listings a new order ended elsewhere are added to ``ended_listing_ids`` (to take down after commit).
+    """
     with rt.outbox.transaction() as changes:
         row = changes.session.scalars(
             select(WebhookEvent).where(WebhookEvent.id == webhook_event_id).with_for_update()).first()
@@ -45,18 +59,47 @@ def apply_webhook_event(rt: Runtime, webhook_event_id: int) -> str:
             row.status = WebhookStatus.IGNORED
             row.error = f"topic {row.topic!r} is not about orders"
             return "ignored"
-        outcome = apply_notice(changes, notice, json.loads(row.raw_body))
-        if outcome == "failed":
-            row.status = WebhookStatus.FAILED
-            row.error = f"order {notice.order_id} is unknown and the notice carries no total/currency"
-        elif outcome.startswith("ignored: "):
-            row.status = WebhookStatus.IGNORED
-            row.error = outcome.removeprefix("ignored: ")
-            return "ignored"
-        else:
-            row.status = WebhookStatus.COMPLETED
-            row.error = None
+        outcome = apply_notice(changes, notice, json.loads(row.raw_body), ended_listing_ids)
+        if outcome == "waiting":
+            waited_s = (utcnow() - row.received_at).total_seconds()
+            if waited_s >= rt.settings.webhook_orphan_after_s:
+                row.status = WebhookStatus.FAILED
+                row.waiting_for = None
+                row.error = (f"orphan: order {notice.order_id} on {notice.marketplace} was never created "
+                             f"within WEBHOOK_ORPHAN_AFTER ({rt.settings.webhook_orphan_after_s:g} s)")
+                return "failed"
+            row.waiting_for = waiting_key(notice)
+            row.error = f"waiting for order {notice.order_id} on {notice.marketplace} to be created"
+            return "waiting"
+        settle(row, outcome)
         return outcome
+
+
+def settle(row: WebhookEvent, outcome: str) -> None:
+    """The delivery's final state for what applying it did."""
+    row.waiting_for = None
+    if outcome.startswith("ignored: "):
+        row.status = WebhookStatus.IGNORED
+        row.error = outcome.removeprefix("ignored: ")
+    else:
+        row.status = WebhookStatus.COMPLETED
+        row.error = None
+
+
+def apply_waiting(changes: Changes, notice: OrderNotice) -> int:
+    """Apply the notices that were waiting for this order's creation, oldest first; how many."""
+    rows = changes.session.scalars(
+        select(WebhookEvent).where(WebhookEvent.waiting_for == waiting_key(notice),
+                                   WebhookEvent.status == WebhookStatus.PENDING)
+        .order_by(WebhookEvent.received_at, WebhookEvent.id).with_for_update()).all()
+    for row in rows:
+        waiting = parse_notice(row.provider, json.loads(row.raw_body))
+        if waiting is None:
+            continue
+        row.attempts += 1
+        row.processed_at = utcnow()
+        settle(row, apply_notice(changes, waiting, json.loads(row.raw_body)))
+    return len(rows)
 
 
 def _order_event(order: Order, action: str, **extra: object) -> RealTimeEvent:
@@ -65,8 +108,8 @@ def _order_event(order: Order, action: str, **extra: object) -> RealTimeEvent:
     return RealTimeEvent.create(RealTimeEventType.ORDER_RECEIVED, order.id, action, data)  # type: ignore[arg-type]
 
 
-def apply_notice(changes: Changes, notice: OrderNotice, raw: dict) -> str:
-    """created, updated, unchanged, failed, or ``ignored: <reason>`` for a backwards status."""
+def apply_notice(changes: Changes, notice: OrderNotice, raw: dict, ended_listing_ids: list[int] | None = None) -> str:
+    """created, updated, unchanged, waiting, failed, or ``ignored: <reason>`` for a backwards status."""
     session = changes.session
     marketplace = Marketplace(notice.marketplace)
     order = session.scalars(select(Order).where(Order.marketplace == marketplace,
@@ -74,7 +117,7 @@ def apply_notice(changes: Changes, notice: OrderNotice, raw: dict) -> str:
                             .with_for_update()).first()
     if order is None:
         if notice.total is None or notice.currency is None:
-            return "failed"
+            return "waiting"  # a status notice that came before its order's creation
         order = Order(
             marketplace=marketplace, marketplace_order_id=notice.order_id,
             buyer_name=notice.buyer_name, buyer_email=notice.buyer_email,
@@ -90,7 +133,11 @@ def apply_notice(changes: Changes, notice: OrderNotice, raw: dict) -> str:
                                  listing_id=listing_ids.get(line.sku)) for line in notice.lines]
         session.add(order)
         session.flush()
-        changes.emit(_order_event(order, "created"))
+        claim = claim_listings(changes, order)
+        if ended_listing_ids is not None:
+            ended_listing_ids += claim.ended_listing_ids
+        changes.emit(_order_event(order, "created", **({"oversold": True} if order.oversold else {})))
+        apply_waiting(changes, notice)
         return "created"
     if notice.status is None or order.status.value == notice.status:
         return "unchanged"

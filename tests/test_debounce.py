@@ -67,6 +67,37 @@ def test_cursor_never_passes_an_event_waiting_in_another_window():
     assert d.cursor({"ORDER_RECEIVED"}) == (20, 0)  # a client without pricing owes nothing
 
 
+def test_a_zero_window_type_leaves_while_other_windows_stay_open():
+    d = Debouncer(window_ms=500, max_events=10, windows={"ORDER_RECEIVED": 0, "PRICE_CHANGE": 2000})
+    d.add((1, 0), "PRICE_CHANGE", "{}", now_ms=0)
+    d.add((1, 1), "INVENTORY_CHANGE", "{}", now_ms=0)
+    d.add((2, 0), "ORDER_RECEIVED", "{}", now_ms=10)
+    assert d.next_deadline() == 10
+    (order,) = d.flush_due(10)
+    assert order.type == "ORDER_RECEIVED"
+    # the order left first, but its id may not pass the price change still held
+    assert order.cursor_for({"ORDER_RECEIVED", "PRICE_CHANGE"}) < (1, 0)
+    assert order.cursor_for({"ORDER_RECEIVED"}) == (2, 0)
+    assert [b.type for b in d.flush_due(500)] == ["INVENTORY_CHANGE"]
+    assert d.flush_due(1999) == [] and [b.type for b in d.flush_due(2000)] == ["PRICE_CHANGE"]
+
+
+def test_next_deadline_is_the_earliest_of_all_windows():
+    d = Debouncer(window_ms=100, max_events=10, windows={"ORDER_RECEIVED": 0})
+    d.add((1, 0), "PRICE_CHANGE", "{}", now_ms=0)  # due at 100
+    d.add((2, 0), "ORDER_RECEIVED", "{}", now_ms=300)  # due at 300
+    assert d.next_deadline() == 100
+
+
+def test_a_negative_window_for_a_type_is_refused():
+    try:
+        Debouncer(window_ms=100, max_events=10, windows={"PRICE_CHANGE": -1})
+    except ValueError as exc:
+        assert "PRICE_CHANGE" in str(exc)
+    else:
+        raise AssertionError("a negative window was accepted")
+
+
 # --- property: resuming from the last id seen loses nothing -------------------------------
 
 op = st.one_of(
@@ -83,27 +114,35 @@ op = st.one_of(
 @example(  # an order read while a price change waits, then gone until the price change left
     ops=[("publish", "ORDER_RECEIVED", 0), ("publish", "PRICE_CHANGE", 50), ("tick", 100), ("read",),
          ("disconnect",), ("tick", 100), ("reconnect",)],
-    window=100, subscribed={"ORDER_RECEIVED", "PRICE_CHANGE"},
+    window=100, subscribed={"ORDER_RECEIVED", "PRICE_CHANGE"}, per_type={},
 )
 @example(  # found by this test: an order left after a pending inventory change, while we were away
     ops=[("publish", "ORDER_RECEIVED", 0), ("publish", "INVENTORY_CHANGE", 1), ("publish", "ORDER_RECEIVED", 0),
          ("tick", 499), ("disconnect",)],
-    window=500, subscribed={"INVENTORY_CHANGE", "ORDER_RECEIVED"},
+    window=500, subscribed={"INVENTORY_CHANGE", "ORDER_RECEIVED"}, per_type={},
+)
+@example(  # an order at once while a price change waits; gone before the price change leaves
+    ops=[("publish", "PRICE_CHANGE", 0), ("publish", "ORDER_RECEIVED", 10), ("tick", 0), ("read",),
+         ("disconnect",), ("tick", 600), ("reconnect",)],
+    window=500, subscribed={"ORDER_RECEIVED", "PRICE_CHANGE"}, per_type={"ORDER_RECEIVED": 0},
 )
 @given(
     ops=st.lists(op, max_size=60),
     window=st.sampled_from([0, 100, 500]),
     subscribed=st.sets(st.sampled_from(TYPES), min_size=1),
+    per_type=st.dictionaries(st.sampled_from(TYPES), st.sampled_from([0, 50, 100, 500, 2000])),
 )
-def test_resume_from_last_id_seen_loses_nothing(ops, window, subscribed):
+def test_resume_from_last_id_seen_loses_nothing(ops, window, subscribed, per_type):
     """Any interleaving of publishes, flushes, heartbeats, reads and disconnects: no event lost.
+
+    Each type may have its own window (``per_type`` over ``window``), 0 among them.
 
     The client's socket is a FIFO of (events, id) written by the hub; a disconnect loses
     whatever was in flight; a reconnect replays (last id seen, hub cursor] from the history,
     as the gateway does.
     """
     types = frozenset(subscribed)
-    d = Debouncer(window_ms=window, max_events=10_000)
+    d = Debouncer(window_ms=window, max_events=10_000, windows=per_type)
     now, published = 0, []
     in_flight: list[tuple[list[StreamId], StreamId]] = []
     connected, last_id, received = True, ZERO, set()
@@ -146,7 +185,7 @@ def test_resume_from_last_id_seen_loses_nothing(ops, window, subscribed):
             reconnect()
     if not connected:
         reconnect()
-    now += window + 1
+    now += max([window, *per_type.values()]) + 1
     flush()
     for sids, _cursor in in_flight:
         received.update(sids)

@@ -34,3 +34,17 @@ def test_env_example_lists_every_setting_with_a_comment():
     Settings.from_env(example)  # and its values parse
 
 
+def test_per_type_debounce_windows_override_the_default_window():
+    assert Settings.from_env({}).debounce_windows == {
+        "INVENTORY_CHANGE": 500, "ORDER_RECEIVED": 0, "PRICE_CHANGE": 500, "LISTING_UPDATE": 500}
+    s = Settings.from_env({"SSE_DEBOUNCE_WINDOW": "300", "SSE_DEBOUNCE_WINDOWS": "ORDER_RECEIVED:0,PRICE_CHANGE:2000"})
+    assert s.debounce_windows == {
+        "INVENTORY_CHANGE": 300, "ORDER_RECEIVED": 0, "PRICE_CHANGE": 2000, "LISTING_UPDATE": 300}
+    assert Settings.from_env(s.env_items()).debounce_windows == s.debounce_windows
+    assert Settings.from_env({"SSE_DEBOUNCE_WINDOWS": ""}).debounce_windows["ORDER_RECEIVED"] == 500
+
+
+@pytest.mark.parametrize("raw", ["ORDERS:0", "ORDER_RECEIVED", "PRICE_CHANGE:-5", "PRICE_CHANGE:soon"])
+def test_a_wrong_per_type_window_names_its_key(raw):
+    with pytest.raises(ConfigError, match="SSE_DEBOUNCE_WINDOWS"):
+        Settings.from_env({"SSE_DEBOUNCE_WINDOWS": raw})

@@ -48,6 +48,8 @@ def test_stream_headers_and_connected_message_arrive_at_once(gateway):
         body = first.json
         assert body["channels"] == ["inventory", "orders"]
         assert body["heartbeatInterval"] == 1000 and body["debounceWindow"] == 200
+        assert body["debounceWindows"] == {"INVENTORY_CHANGE": 200, "ORDER_RECEIVED": 0,
+                                           "PRICE_CHANGE": 200, "LISTING_UPDATE": 200}
         assert body["resumed"] is False and body["connectionId"]
 
 
@@ -126,6 +128,34 @@ def test_zero_window_sends_each_event_on_its_own(gateway_factory, bus):
         got = [client.next_event(5) for _ in range(3)]
     assert [m.json["count"] for m in got] == [1, 1, 1]
     assert [payload_ids(m)[0] for m in got] == ["o-0", "o-1", "o-2"]
+
+
+def test_an_order_leaves_before_the_other_types_windows_close(gateway_factory, bus):
+    gateway = gateway_factory(SSE_DEBOUNCE_WINDOW="1500")
+    with stream(gateway, "?channels=pricing,orders") as client:
+        started = time.time()
+        bus.publish("pricing", ev("PRICE_CHANGE", "l-1", oldPrice=1, newPrice=2))
+        bus.publish("orders", ev("ORDER_RECEIVED", "o-1", "created"))
+        first, second = client.next_event(5), client.next_event(5)
+        last_id = client.last_id
+    assert first.event == "ORDER_RECEIVED" and payload_ids(first) == ["o-1"]
+    assert first.received_at - started < 0.8  # well before the 1.5 s price window closes
+    assert second.event == "PRICE_CHANGE" and second.received_at - started >= 1.2
+    assert last_id == second.id
+
+
+def test_per_type_windows_override_the_default_and_are_reported(gateway_factory, bus):
+    gateway = gateway_factory(SSE_DEBOUNCE_WINDOW="0", SSE_DEBOUNCE_WINDOWS="PRICE_CHANGE:400")
+    with stream(gateway, "?channels=pricing,inventory") as client:
+        bus.publish_many("pricing", [ev("PRICE_CHANGE", f"l-{i}", oldPrice=1, newPrice=2) for i in range(3)])
+        bus.publish_many("inventory", [ev("INVENTORY_CHANGE", f"p-{i}") for i in range(2)])
+        got = [client.next_event(5) for _ in range(3)]
+    assert [(m.event, m.json["count"]) for m in got] == [
+        ("INVENTORY_CHANGE", 1), ("INVENTORY_CHANGE", 1), ("PRICE_CHANGE", 3)]
+    status = _status(gateway)
+    assert status["debounceWindow"] == 0
+    assert status["debounceWindows"] == {"INVENTORY_CHANGE": 0, "ORDER_RECEIVED": 0,
+                                         "PRICE_CHANGE": 400, "LISTING_UPDATE": 0}
 
 
 def test_resume_after_disconnect_loses_no_event(gateway, bus):
@@ -327,8 +357,8 @@ def test_status_and_stats_report_settings_and_counts(gateway, bus):
     assert status["enabled"] is True and status["redisReachable"] is True
     assert status["heartbeatInterval"] == 1000 and status["debounceWindow"] == 200
     assert status["activeConnections"] == 1 and status["process"]["uptime"] > 0
-    orders = stats["types"]["ORDER_RECEIVED"]
-    assert orders["delivered"] == 3 and orders["messages"] == 1 and orders["coalesced"] == 2
+    orders = stats["types"]["ORDER_RECEIVED"]  # window 0: each order leaves alone
+    assert orders["delivered"] == 3 and orders["messages"] == 3 and orders["coalesced"] == 0
     assert orders["publishedToday"] == 3
     assert stats["latencyMs"]["p50"] is not None and len(stats["days"]) == 7
     assert stats["days"][0]["types"]["ORDER_RECEIVED"]["published"] == 3
@@ -362,8 +392,8 @@ def test_history_is_bounded_by_age_and_an_id_aged_out_gets_reset(gateway_factory
 
 def test_batch_size_limit_is_a_setting(gateway_factory, bus):
     gateway = gateway_factory(SSE_BATCH_MAX_EVENTS="10")
-    with stream(gateway, "?channels=orders") as client:
-        bus.publish_many("orders", [ev("ORDER_RECEIVED", f"o-{i}", "created") for i in range(25)])
+    with stream(gateway, "?channels=listings") as client:
+        bus.publish_many("listings", [ev("LISTING_UPDATE", f"o-{i}") for i in range(25)])
         body = client.next_event(5).json
     assert body["count"] == 25 and len(body["events"]) == 10 and body["truncated"] is True
 

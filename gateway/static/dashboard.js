@@ -19,8 +19,21 @@ const renderers = {
   listings: (l) => row([link(`/listings/${l.id}`, String(l.id)), l.sku, l.marketplace,
     l.price === null ? "–" : `${l.price} ${l.currency}`, l.status]),
   orders: (o) => row([link(`/orders/${o.id}`, String(o.id)), o.marketplace, o.buyerName || "–",
-    `${o.total} ${o.currency}`, o.status, when(o.orderedAt)]),
+    `${o.total} ${o.currency}`, orderStatus(o), when(o.orderedAt)]),
 };
+
+/** An oversold order (its item had already sold elsewhere) is marked for a person to act on. */
+function orderStatus(o) {
+  if (!o.oversold) return o.status;
+  const span = document.createElement("span");
+  span.append(`${o.status} `);
+  const badge = document.createElement("span");
+  badge.className = "badge bad";
+  badge.textContent = "Oversold";
+  badge.title = "the item had already sold on another marketplace";
+  span.append(badge);
+  return span;
+}
 
 function availability(p) {
   const span = document.createElement("span");

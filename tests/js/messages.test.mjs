@@ -38,6 +38,8 @@ test("the pipeline's events lead to the right page", () => {
   // tasks/webhook_processing.py: data.orderId is the marketplace's order number, payload.id ours
   const order = one("ORDER_RECEIVED", "12", "created", { orderId: "12-34567-89012" });
   assert.deepEqual(describeMessage(order), { text: "Order 12 received", href: "/orders/12" });
+  const oversold = one("ORDER_RECEIVED", "13", "created", { orderId: "12-1", oversold: true });
+  assert.equal(describeMessage(oversold).text, "Order 13 received (OVERSOLD: the item had already sold elsewhere)");
   // tasks/inventory.py: a listing ended ("deleted" on the marketplace) still has its page here
   const ended = one("LISTING_UPDATE", "3", "deleted", { status: "ENDED", productId: 5 });
   assert.deepEqual(describeMessage(ended), { text: "Listing 3 deleted", href: "/listings/3" });

@@ -165,12 +165,13 @@ def test_admin_routes_require_the_api_key(http, runtime, worker, bus_redis):
 
 
 def test_failed_delivery_can_be_listed_and_retried_with_the_key(http, runtime, worker):
-    # a status change for an order we never saw, without a total: stored, then FAILED with the reason
+    # a status change for an order never created in time (an orphan): stored, then FAILED with the reason
+    runtime.settings = dataclasses.replace(runtime.settings, webhook_orphan_after_s=0.0)
     assert post_joom(http, {"event": "order.paid", "order": {"id": "JO-404"}}).status_code == 202
     wait_for(lambda: [e for e in _events(runtime) if e.status == WebhookStatus.FAILED])
     key = {"X-API-Key": "test-key"}
     (failed,) = http.get("/api/webhooks/events?status=failed", headers=key).json["events"]
-    assert "JO-404 is unknown" in failed["error"] and failed["attempts"] == 1
+    assert "JO-404 on JOOM was never created" in failed["error"] and failed["attempts"] == 1
     retried = http.post(f"/api/webhooks/events/{failed['id']}/retry", headers=key)
     assert retried.status_code == 202 and retried.json["status"] == "PENDING" and retried.json["queued"] is True
     wait_for(lambda: _events(runtime)[0].attempts == 2, what="the retried delivery processed again")

@@ -45,7 +45,8 @@ function oneText(event) {
     case "INVENTORY_CHANGE":
       return `Inventory change: product ${subject.id} ${action}`;
     case "ORDER_RECEIVED":
-      return `Order ${subject.id} ${action === "created" ? "received" : action}`;
+      return `Order ${subject.id} ${action === "created" ? "received" : action}`
+        + (event.payload?.data?.oversold === true ? " (OVERSOLD: the item had already sold elsewhere)" : "");
     case "PRICE_CHANGE":
       return `Price change: ${subject.noun} ${subject.id} ${action}`;
     case "LISTING_UPDATE":

@@ -1,14 +1,14 @@
 """Orders: when and by whom an operator acknowledged them.
 
-Revision ID: i12_order_acknowledgement
-Revises: i8_webhook_body_hash
+Revision ID: 0003
+Revises: 0002
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "i12_order_acknowledgement"
-down_revision = "i8_webhook_body_hash"
+revision = "0003"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

@@ -4,7 +4,7 @@ A signed body replayed under a new delivery id (which the signature does not cov
 duplicate. Existing rows get the hash of their stored body, the oldest of a provider's identical
 bodies only: replays stored before this check keep NULL, which the unique constraint allows.
 
-Revision ID: i8_webhook_body_hash
+Revision ID: 0002
 Revises: 0001
 """
 
@@ -13,7 +13,7 @@ import hashlib
 import sqlalchemy as sa
 from alembic import op
 
-revision = "i8_webhook_body_hash"
+revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None

@@ -1,0 +1,52 @@
+"""The one-statement writes of the price sync and the outbox, on PostgreSQL and on the SQLite fallback."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from shared.database import Database
+from shared.models import Listing, ListingStatus, Marketplace, OutboxEvent, Product, ProductSource, utcnow
+from shared.outbox import mark_sent
+from tasks.price_sync import Reprice, write_prices
+from tasks.schema import upgrade
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def database(request, tmp_path):
+    if request.param == "postgresql":
+        url = request.getfixturevalue("migrated").database_url
+    else:
+        url = f"sqlite:///{tmp_path / 'rakuda.db'}"
+        upgrade(url)
+    db = Database()
+    db.initialize(url)
+    yield db
+    db.dispose()
+
+
+def test_prices_and_sent_marks_are_written_for_every_row_and_only_those(database):
+    with database.transaction() as session:
+        product = Product(source=ProductSource.MERCARI, source_item_id="m1", title="t", purchase_price_jpy=1000)
+        session.add(product)
+        session.flush()
+        listings = [Listing(product_id=product.id, marketplace=mp, sku=f"s-{mp.value}", status=ListingStatus.ACTIVE,
+                            listing_price=Decimal("1.00")) for mp in Marketplace]
+        rows = [OutboxEvent(channel="c", event_json="{}") for _ in range(3)]
+        session.add_all([*listings, *rows])
+        session.flush()
+        ebay, joom = listings
+        write_prices(session, database.is_postgresql,
+                     [Reprice(ebay.id, "EBAY", None, Decimal("1.00"), Decimal("12.34"), Decimal("5.00"), "USD")])
+        mark_sent(session, database.is_postgresql, [rows[0].id, rows[2].id], ["1-0", None], utcnow())
+        ids = [row.id for row in rows]
+    with database.transaction() as session:
+        prices = dict(session.execute(select(Listing.sku, Listing.listing_price)).all())
+        shipping = session.scalar(select(Listing.shipping_cost).where(Listing.sku == "s-EBAY"))
+        marks = session.execute(select(OutboxEvent.id, OutboxEvent.bus_id, OutboxEvent.published_at)
+                                .order_by(OutboxEvent.id)).all()
+    assert prices == {"s-EBAY": Decimal("12.34"), "s-JOOM": Decimal("1.00")} and shipping == Decimal("5.00")
+    assert [(i, bus_id, sent is not None) for i, bus_id, sent in marks] == [
+        (ids[0], "1-0", True), (ids[1], None, False), (ids[2], None, True)]
