@@ -29,7 +29,10 @@ import redis
 from gateway import history, messages, stream_ids
 from gateway.clients import StreamClient
 from gateway.debounce import Batch, Debouncer, cursor_with, not_held
+from gateway.epoch_check import SharedEpochCheck
 from gateway.metrics import LatencyHistogram, empty_type_counters
+from gateway.older_history import OlderHistory
+from gateway.recent import Entry, RecentHistory
 from gateway.stream_ids import StreamId
 from shared.config import Settings
 from shared.constants import CHANNEL_TYPES, HISTORY_STREAM, PROCESS_PREFIX, TYPE_CHANNELS, short_name
@@ -54,6 +57,7 @@ class ResumePlan:
     resumed: bool  # the client asked to resume and can be
     reset: bool  # it asked, but its id is unknown or older than the history
     after: StreamId | None = None
+    entries: list[Entry] | None = None  # what to replay, when memory had it (else read from Redis)
 
 
 class Hub:
@@ -73,6 +77,12 @@ class Hub:
         self.replayed_events = 0
         self.resets = 0
         self.slow_dropped = 0
+        # Never more than the history in Redis keeps: memory answers resumes faster, not further back.
+        self.recent = RecentHistory(min(settings.recent_max_events, settings.history_max_events),
+                                    min(settings.recent_max_age_s, settings.history_max_age_s) * 1000)
+        self.older = OlderHistory(settings.redis_url, settings.history_connections)
+        self.epoch_check = SharedEpochCheck(self.older.read_epoch)
+        self.resumes_from_memory = 0
         self.redis_ok = False
         self.redis_error = "not connected yet"
         self.on_report: list[Callable[[], None]] = []
@@ -111,6 +121,7 @@ class Hub:
             client.close("server stopping")
         gevent.killall(self._greenlets, block=True, timeout=2)
         self._greenlets.clear()
+        self.older.close()
         try:
             self.redis.delete(PROCESS_PREFIX + self.process_id)
         except redis.RedisError:
@@ -122,8 +133,13 @@ class Hub:
             return
         with self._position_lock:
             if not self._position_known:
-                self.epoch = ensure_epoch(client or self.redis)
-                self.debouncer.start_at(history.read_info(client or self.redis).last_generated)
+                redis_client = client or self.redis
+                self.epoch = ensure_epoch(redis_client)
+                info = history.read_info(redis_client)
+                tail = history.tail_entries(redis_client, info.last_generated, self.recent.max_events)
+                complete = info.entries_added is not None and info.entries_added == info.length == len(tail)
+                self.recent.load(tail, info.last_generated, complete, now_ms=time.time() * 1000)
+                self.debouncer.start_at(info.last_generated)
                 self._position_known = True
 
     # --- clients ---
@@ -152,13 +168,23 @@ class Hub:
             self.slow_dropped += 1
             log.info("stream %s dropped: %s", client.id, reason)
 
-    def plan_resume(self, last_event_id: str | None) -> ResumePlan:
+    def plan_resume(self, last_event_id: str | None, client: StreamClient) -> ResumePlan:
+        """Can ``client`` (just connected) resume from ``last_event_id``, and with what?
+
+        A cursor of the current epoch inside the recent history is answered from memory (the
+        entries are taken now, before anything can trim them); an older one is checked in
+        Redis, queued behind the other Redis resumes.
+        """
         if last_event_id is None or last_event_id == "":
             return ResumePlan(resumed=False, reset=False)
+        entries = None
         try:
             epoch, after = stream_ids.parse_cursor(last_event_id)
-            resumable = (epoch == ensure_epoch(self.redis)
-                         and history.can_resume_from(history.read_info(self.redis), after))
+            if self._memory_serves(epoch, after):
+                entries = self.recent.since(after, client.resume_until, client.types)
+                resumable = True
+            else:
+                resumable = self.older.resumable(epoch, after)
         except ValueError:
             resumable = False
         except redis.RedisError as exc:
@@ -168,15 +194,29 @@ class Hub:
             self.resets += 1
             return ResumePlan(resumed=False, reset=True)
         self.resumes += 1
-        return ResumePlan(resumed=True, reset=False, after=after)
+        if entries is not None:
+            self.resumes_from_memory += 1
+        return ResumePlan(resumed=True, reset=False, after=after, entries=entries)
 
-    def replay(self, client: StreamClient, after: StreamId) -> Iterator[bytes]:
+    def _memory_serves(self, epoch: str, after: StreamId) -> bool:
+        """Cursor in the recent history, of the epoch Redis has now (one read shared by a crowd)."""
+        if epoch != self.epoch or not self.recent.covers(after):
+            return False
+        current = self.epoch_check.current()  # waits: it may not trust a read that predates it
+        return current == self.epoch and self.recent.covers(after)  # the span may have moved meanwhile
+
+    def replay(self, client: StreamClient, plan: ResumePlan) -> Iterator[bytes]:
         """The messages a resuming client missed, in stream order, each with its cursor id."""
+        assert plan.after is not None
+        after = plan.after
         held = client.resume_held
         # A replayed message's id may not pass an event that is still held back for this client.
         cap = cursor_with(held, client.resume_until, client.types)
         run_type, run, run_last = None, [], after
-        entries = history.replay_entries(self.redis, after, client.resume_until, client.types)
+        if plan.entries is not None:
+            entries = plan.entries
+        else:
+            entries = self.older.entries(after, client.resume_until, client.types)
         for sid, event_type, body in not_held(entries, held):  # the held ones come live
             if run and (event_type != run_type or len(run) >= self.settings.batch_max_events):
                 yield self._replay_message(run_type, run, min(run_last, cap), client.chunked)
@@ -206,7 +246,10 @@ class Hub:
                     self.ensure_position(reader)
                     if reconnected:
                         # A Redis that lost its data has a new epoch: the ids we hand out say so.
-                        self.epoch = ensure_epoch(reader)
+                        epoch = ensure_epoch(reader)
+                        if epoch != self.epoch:
+                            self.recent.restart_at(self.debouncer.read_up_to)
+                        self.epoch = epoch
                         log.info("Redis reachable again; reading the history from %s (epoch %s)",
                                  stream_ids.format(self.debouncer.read_up_to), self.epoch)
                     position = stream_ids.format(self.debouncer.read_up_to)
@@ -230,6 +273,7 @@ class Hub:
         # The time an event took to reach us is taken off its window (a window runs from the
         # publish), but at most 100 ms: a gateway clock ahead of Redis's must not end windows early.
         max_credit = min(float(self.settings.debounce_window_ms), 100.0)
+        taken: list[Entry] = []
         try:
             for raw_id, fields in entries:
                 text_id = raw_id.decode()
@@ -240,8 +284,11 @@ class Hub:
                     self.debouncer.skip(sid)
                     continue
                 credit = min(max(0.0, wall_ms - sid[0]), max_credit)
-                self.debouncer.add(sid, event_type, with_bus_id(body.decode(), text_id), now - credit)
+                event_json = with_bus_id(body.decode(), text_id)
+                self.debouncer.add(sid, event_type, event_json, now - credit)
+                taken.append((sid, event_type, event_json))
         finally:
+            self.recent.extend(taken, self.debouncer.read_up_to, wall_ms)
             self._wake.set()
 
     def _flush_forever(self) -> None:
@@ -371,6 +418,9 @@ class Hub:
             "resumes": self.resumes,
             "replayedEvents": self.replayed_events,
             "resets": self.resets,
+            "resumesFromMemory": self.resumes_from_memory,
+            "recentHistory": {"events": len(self.recent), "from": stream_ids.format(self.recent.floor)},
+            "resumesQueued": self.older.waiting,
             "slowClientsDropped": self.slow_dropped,
         }
         if with_connections:

@@ -92,7 +92,7 @@ def events() -> Response:
         # unregisters it before gunicorn closes the socket (and its fd can be reused).
         client = hub.connect(types, sock, chunked=chunked, remote=remote)
         try:
-            plan = hub.plan_resume(last_event_id)
+            plan = hub.plan_resume(last_event_id, client)
             first = messages.json_message(
                 "connected", {"connectionId": client.id, **hello, "resumed": plan.resumed}, retry=settings.retry_ms
             )
@@ -115,7 +115,7 @@ def events() -> Response:
                             max(settings.heartbeat_interval_ms, settings.send_timeout_ms))
             if plan.after is not None:
                 try:
-                    for message in hub.replay(client, plan.after):
+                    for message in hub.replay(client, plan):
                         client.write_now(message)
                 except redis.RedisError as exc:
                     log.warning("replay for stream %s failed: %s", client.id, exc)

@@ -75,6 +75,11 @@ class Settings:
     history_max_events: int = setting("REALTIME_HISTORY_MAX", 100000, _int, minimum=1)
     history_max_age_s: int = setting("REALTIME_HISTORY_MAX_AGE", 86400, _int, minimum=1)
     report_interval_s: float = setting("REALTIME_REPORT_INTERVAL", 1.0, _float)
+    recent_max_events: int = setting("REALTIME_RECENT_MAX_EVENTS", 20000, _int)
+    recent_max_age_s: int = setting("REALTIME_RECENT_MAX_AGE", 600, _int)
+    history_connections: int = setting("REALTIME_HISTORY_CONNECTIONS", 4, _int, minimum=1)
+    redis_command_pool_size: int = setting("REDIS_COMMAND_POOL_SIZE", 20, _int, minimum=1)
+    redis_command_pool_wait_s: float = setting("REDIS_COMMAND_POOL_WAIT", 5.0, _float)
     stats_retention_days: int = setting("REALTIME_STATS_RETENTION_DAYS", 30, _int, minimum=1)
     # --- Auth ---
     api_keys: tuple[str, ...] = setting("API_KEYS", (), _list)
