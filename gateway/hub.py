@@ -27,6 +27,7 @@ import gevent.lock
 import redis
 
 from gateway import history, messages, stream_ids
+from gateway.admission import ResumeTurns
 from gateway.clients import StreamClient
 from gateway.debounce import Batch, Debouncer, cursor_with, not_held
 from gateway.epoch_check import SharedEpochCheck
@@ -82,6 +83,7 @@ class Hub:
                                     min(settings.recent_max_age_s, settings.history_max_age_s) * 1000)
         self.older = OlderHistory(settings.redis_url, settings.history_connections)
         self.epoch_check = SharedEpochCheck(self.older.read_epoch)
+        self.resume_turns = ResumeTurns(settings.resumes_at_once)
         self.resumes_from_memory = 0
         self.redis_ok = False
         self.redis_error = "not connected yet"
@@ -420,7 +422,7 @@ class Hub:
             "resets": self.resets,
             "resumesFromMemory": self.resumes_from_memory,
             "recentHistory": {"events": len(self.recent), "from": stream_ids.format(self.recent.floor)},
-            "resumesQueued": self.older.waiting,
+            "resumesQueued": self.older.waiting + self.resume_turns.waiting,
             "slowClientsDropped": self.slow_dropped,
         }
         if with_connections:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
@@ -11,6 +12,7 @@ import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from gateway import cluster, messages
+from gateway.admission import retry_for_client
 from gateway.auth import TOKEN_COOKIE, get_auth, require_api_key
 from gateway.errors import HttpError
 from gateway.hub import Hub, types_for_channels
@@ -91,10 +93,14 @@ def events() -> Response:
         # Registered only once gunicorn runs this generator, so the ``finally`` always
         # unregisters it before gunicorn closes the socket (and its fd can be reused).
         client = hub.connect(types, sock, chunked=chunked, remote=remote)
+        resume_turn = contextlib.ExitStack()  # resumes take turns, in arrival order (gateway/admission.py)
         try:
+            if last_event_id:
+                resume_turn.enter_context(hub.resume_turns.turn())
             plan = hub.plan_resume(last_event_id, client)
+            retry = retry_for_client(settings.retry_ms, settings.retry_spread_ms)
             first = messages.json_message(
-                "connected", {"connectionId": client.id, **hello, "resumed": plan.resumed}, retry=settings.retry_ms
+                "connected", {"connectionId": client.id, **hello, "resumed": plan.resumed}, retry=retry
             )
             if plan.reset:
                 first += messages.json_message(
@@ -121,9 +127,11 @@ def events() -> Response:
                     log.warning("replay for stream %s failed: %s", client.id, exc)
                     reset = messages.json_message("reset", {"reason": "history unavailable"})
                     client.write_now(messages.sse.chunk(reset) if client.chunked else reset)
+            resume_turn.close()
             client.release()
             client.wait_closed()
         finally:
+            resume_turn.close()
             client.close("stream ended")
 
     response = Response(stream(), mimetype="text/event-stream")

@@ -69,6 +69,8 @@ class Settings:
     debounce_window_ms: int = setting("SSE_DEBOUNCE_WINDOW", 500, _int)
     batch_max_events: int = setting("SSE_BATCH_MAX_EVENTS", 100, _int, minimum=1)
     retry_ms: int = setting("SSE_RETRY", 3000, _int, minimum=0)
+    retry_spread_ms: int = setting("SSE_RETRY_SPREAD", 3000, _int)
+    resumes_at_once: int = setting("SSE_RESUMES_AT_ONCE", 64, _int, minimum=1)
     send_timeout_ms: int = setting("SSE_SEND_TIMEOUT", 10000, _int, minimum=1)
     client_buffer_bytes: int = setting("SSE_CLIENT_BUFFER", 1048576, _int, minimum=1024)
     max_connections: int = setting("SSE_MAX_CONNECTIONS", 18000, _int, minimum=1)
