@@ -94,10 +94,11 @@ class Hub:
         self._reported = empty_type_counters(EVENT_TYPES)
         self._wake = gevent.event.Event()
         self._greenlets: list[gevent.Greenlet] = []
+        self.stopped = False  # for good: the worker is shutting down
 
     # --- lifecycle ---
     def start(self) -> None:
-        if self._greenlets:
+        if self._greenlets or self.stopped:
             return
         for loop in (self._read_forever, self._flush_forever, self._beat_forever, self._report_forever):
             self._greenlets.append(gevent.spawn(self._supervise, loop))
@@ -119,6 +120,7 @@ class Hub:
         return bool(self._greenlets)
 
     def stop(self) -> None:
+        self.stopped = True
         for client in list(self.clients.values()):
             client.close("server stopping")
         gevent.killall(self._greenlets, block=True, timeout=2)

@@ -65,6 +65,8 @@ def events() -> Response:
     get_auth().authenticate(allow_token=True)
     channels = parse_channels(request.args.get("channels"))
     hub = get_hub()
+    if hub.stopped:  # accepted just before this worker stopped accepting: the next try lands elsewhere
+        raise HttpError(503, "this gateway process is shutting down", headers={"Retry-After": "0"})
     sock = request.environ.get("gunicorn.socket")
     if sock is None:
         raise HttpError(500, "the event stream needs gunicorn's gevent worker (gateway/gunicorn_conf.py)")

@@ -31,6 +31,7 @@ class Dashboard(threading.Thread):
         self.connects = 0
         self.refusals: list[int] = []
         self.last_id: str | None = None
+        self.process = ""
         self.connected = threading.Event()
 
     def run(self) -> None:
@@ -53,6 +54,7 @@ class Dashboard(threading.Thread):
                         if message.id:
                             self.last_id = message.id
                         if message.event == "connected":
+                            self.process = message.json["processId"]
                             self.connected.set()
                         elif message.event == "reset":
                             self.resets += 1
