@@ -35,7 +35,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["RAKUDA_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = max(settings.webhook_max_bytes, 64 * 1024)
 
-    commands = redis_for(settings, max_connections=20, client_name="rakuda-gateway")
+    commands = redis_for(settings, max_connections=settings.redis_command_pool_size, client_name="rakuda-gateway")
+    commands.connection_pool.timeout = settings.redis_command_pool_wait_s  # type: ignore[attr-defined]
     bus = EventBus()
     bus.initialize(settings, client=commands)
     auth = Authenticator(settings, commands)

@@ -80,8 +80,24 @@ def post_worker_init(worker):
 
     def close_streams_on_stop():
         while worker.alive:
-            gevent.sleep(0.2)
+            gevent.sleep(0.05)
+        stop_accepting()
         if hub.running:
             hub.stop()
 
     gevent.spawn(close_streams_on_stop)
+
+
+def stop_accepting():
+    """Stop this worker's accept loop now, not at gunicorn's next 1 s tick.
+
+    The listening socket is shared with the master and the other workers (and, during a
+    graceful reload, with the new ones): only this process stops taking connections from it,
+    so none lands on a worker that is about to close it.
+    """
+    import gc
+
+    from gevent.server import StreamServer
+
+    for server in [o for o in gc.get_objects() if isinstance(o, StreamServer)]:
+        server.stop_accepting()

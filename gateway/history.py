@@ -76,3 +76,18 @@ def replay_entries(
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def tail_entries(client: redis.Redis, up_to: StreamId, count: int) -> list[tuple[StreamId, str, str]]:
+    """The last ``count`` events at or before ``up_to``, newest first (what a worker keeps in memory)."""
+    if count <= 0:
+        return []
+    out = []
+    for raw_id, fields in client.xrevrange(HISTORY_STREAM, max=stream_ids.format(up_to), count=count):
+        text_id = _text(raw_id)
+        event_type = fields.get(b"t") or fields.get("t")
+        body = fields.get(b"e") or fields.get("e")
+        if event_type is None or body is None:
+            continue  # not an event (the reader skips it as well)
+        out.append((stream_ids.parse(text_id), _text(event_type), with_bus_id(_text(body), text_id)))
+    return out

@@ -27,9 +27,13 @@ import gevent.lock
 import redis
 
 from gateway import failover, history, messages, stream_ids
+from gateway.admission import ResumeTurns
 from gateway.clients import StreamClient
 from gateway.debounce import Batch, Debouncer, cursor_with, not_held
+from gateway.epoch_check import SharedEpochCheck
 from gateway.metrics import LatencyHistogram, empty_type_counters
+from gateway.older_history import OlderHistory
+from gateway.recent import Entry, RecentHistory
 from gateway.stream_ids import StreamId
 from gateway.totals import DropReason, TotalsReporter, drop_reason, flat_counters
 from shared.config import Settings
@@ -55,6 +59,7 @@ class ResumePlan:
     resumed: bool  # the client asked to resume and can be
     reset: bool  # it asked, but its id is unknown or older than the history
     after: StreamId | None = None
+    entries: list[Entry] | None = None  # what to replay, when memory had it (else read from Redis)
 
 
 class Hub:
@@ -77,6 +82,13 @@ class Hub:
         self.drops: dict[str, int] = dict.fromkeys(DropReason, 0)
         self.latency_sum_ms = 0.0
         self._totals = TotalsReporter()
+        # Never more than the history in Redis keeps: memory answers resumes faster, not further back.
+        self.recent = RecentHistory(min(settings.recent_max_events, settings.history_max_events),
+                                    min(settings.recent_max_age_s, settings.history_max_age_s) * 1000)
+        self.older = OlderHistory(settings, settings.history_connections)
+        self.epoch_check = SharedEpochCheck(self.older.read_epoch)
+        self.resume_turns = ResumeTurns(settings.resumes_at_once)
+        self.resumes_from_memory = 0
         self.redis_ok = False
         self.redis_error = "not connected yet"
         self.redis_policy: str | None = None  # maxmemory-policy; anything but noeviction is warned about
@@ -88,10 +100,11 @@ class Hub:
         self._reported = empty_type_counters(EVENT_TYPES)
         self._wake = gevent.event.Event()
         self._greenlets: list[gevent.Greenlet] = []
+        self.stopped = False  # for good: the worker is shutting down
 
     # --- lifecycle ---
     def start(self) -> None:
-        if self._greenlets:
+        if self._greenlets or self.stopped:
             return
         for loop in (self._read_forever, self._flush_forever, self._beat_forever, self._report_forever):
             self._greenlets.append(gevent.spawn(self._supervise, loop))
@@ -118,10 +131,12 @@ class Hub:
         return bool(self._greenlets) and not any(g.dead for g in self._greenlets)
 
     def stop(self) -> None:
+        self.stopped = True
         for client in list(self.clients.values()):
             client.close("server stopping")
         gevent.killall(self._greenlets, block=True, timeout=2)
         self._greenlets.clear()
+        self.older.close()
         try:
             self.report()  # the streams just closed count as shutdown drops
             self.redis.delete(PROCESS_PREFIX + self.process_id)
@@ -134,8 +149,13 @@ class Hub:
             return
         with self._position_lock:
             if not self._position_known:
-                self.epoch = ensure_epoch(client or self.redis)
-                self.debouncer.start_at(history.read_info(client or self.redis).last_generated)
+                redis_client = client or self.redis
+                self.epoch = ensure_epoch(redis_client)
+                info = history.read_info(redis_client)
+                tail = history.tail_entries(redis_client, info.last_generated, self.recent.max_events)
+                complete = info.entries_added is not None and info.entries_added == info.length == len(tail)
+                self.recent.load(tail, info.last_generated, complete, now_ms=time.time() * 1000)
+                self.debouncer.start_at(info.last_generated)
                 self._position_known = True
 
     # --- clients ---
@@ -167,15 +187,26 @@ class Hub:
             self.slow_dropped += 1
             log.info("stream %s dropped: %s", client.id, reason)
 
-    def plan_resume(self, last_event_id: str | None) -> ResumePlan:
+    def plan_resume(self, last_event_id: str | None, client: StreamClient) -> ResumePlan:
+        """Can ``client`` (just connected) resume from ``last_event_id``, and with what?
+
+        A cursor of the current epoch inside the recent history is answered from memory (the
+        entries are taken now, before anything can trim them); an older one is checked in
+        Redis, queued behind the other Redis resumes.
+        """
         if last_event_id is None or last_event_id == "":
             return ResumePlan(resumed=False, reset=False)
+        entries = None
         try:
             epoch, after = stream_ids.parse_cursor(last_event_id)
-            info = history.read_info(self.redis)
-            resumable = (epoch == ensure_epoch(self.redis) and history.can_resume_from(info, after)
-                         # a failover that lost events this process read: not before its reader noticed
-                         and not failover.lost_entries(self.redis, self.debouncer.read_up_to, info))
+            if self._memory_serves(epoch, after):
+                entries = self.recent.since(after, client.resume_until, client.types)
+                resumable = True
+            else:
+                # a failover that lost events this process read: not before its reader noticed
+                resumable = (self.older.resumable(epoch, after)
+                             and not failover.lost_entries(self.redis, self.debouncer.read_up_to,
+                                                           history.read_info(self.redis)))
         except ValueError:
             resumable = False
         except redis.RedisError as exc:
@@ -185,15 +216,29 @@ class Hub:
             self.resets += 1
             return ResumePlan(resumed=False, reset=True)
         self.resumes += 1
-        return ResumePlan(resumed=True, reset=False, after=after)
+        if entries is not None:
+            self.resumes_from_memory += 1
+        return ResumePlan(resumed=True, reset=False, after=after, entries=entries)
 
-    def replay(self, client: StreamClient, after: StreamId) -> Iterator[bytes]:
+    def _memory_serves(self, epoch: str, after: StreamId) -> bool:
+        """Cursor in the recent history, of the epoch Redis has now (one read shared by a crowd)."""
+        if epoch != self.epoch or not self.recent.covers(after):
+            return False
+        current = self.epoch_check.current()  # waits: it may not trust a read that predates it
+        return current == self.epoch and self.recent.covers(after)  # the span may have moved meanwhile
+
+    def replay(self, client: StreamClient, plan: ResumePlan) -> Iterator[bytes]:
         """The messages a resuming client missed, in stream order, each with its cursor id."""
+        assert plan.after is not None
+        after = plan.after
         held = client.resume_held
         # A replayed message's id may not pass an event that is still held back for this client.
         cap = cursor_with(held, client.resume_until, client.types)
         run_type, run, run_last = None, [], after
-        entries = history.replay_entries(self.redis, after, client.resume_until, client.types)
+        if plan.entries is not None:
+            entries = plan.entries
+        else:
+            entries = self.older.entries(after, client.resume_until, client.types)
         for sid, event_type, body in not_held(entries, held):  # the held ones come live
             if run and (event_type != run_type or len(run) >= self.settings.batch_max_events):
                 yield self._replay_message(run_type, run, min(run_last, cap), client.chunked)
@@ -225,8 +270,11 @@ class Hub:
                         self.redis_policy = warn_unless_noeviction(reader, "gateway") or "unknown"
                     if reconnected:
                         # A Redis that lost its data has a new epoch: the ids we hand out say so.
+                        previous = self.epoch
                         self.epoch = ensure_epoch(reader)
-                        self._check_history(reader)
+                        self._check_history(reader)  # a failover that lost what we read: a new epoch
+                        if self.epoch != previous:
+                            self.recent.restart_at(self.debouncer.read_up_to)
                         log.info("Redis reachable again; reading the history from %s (epoch %s)",
                                  stream_ids.format(self.debouncer.read_up_to), self.epoch)
                     self.redis_ok, self.redis_error = True, ""  # reachable; the XREAD below may block a while
@@ -266,6 +314,7 @@ class Hub:
         # The time an event took to reach us is taken off its window (a window runs from the
         # publish), but at most 100 ms: a gateway clock ahead of Redis's must not end windows early.
         max_credit = {t: min(float(self.debouncer.window_for(t)), 100.0) for t in self.by_type}
+        taken: list[Entry] = []
         try:
             for raw_id, fields in entries:
                 text_id = raw_id.decode()
@@ -276,8 +325,11 @@ class Hub:
                     self.debouncer.skip(sid)
                     continue
                 credit = min(max(0.0, wall_ms - sid[0]), max_credit[event_type])
-                self.debouncer.add(sid, event_type, with_bus_id(body.decode(), text_id), now - credit)
+                event_json = with_bus_id(body.decode(), text_id)
+                self.debouncer.add(sid, event_type, event_json, now - credit)
+                taken.append((sid, event_type, event_json))
         finally:
+            self.recent.extend(taken, self.debouncer.read_up_to, wall_ms)
             self._wake.set()
 
     def _flush_forever(self) -> None:
@@ -413,6 +465,9 @@ class Hub:
             "resumes": self.resumes,
             "replayedEvents": self.replayed_events,
             "resets": self.resets,
+            "resumesFromMemory": self.resumes_from_memory,
+            "recentHistory": {"events": len(self.recent), "from": stream_ids.format(self.recent.floor)},
+            "resumesQueued": self.older.waiting + self.resume_turns.waiting,
             "slowClientsDropped": self.slow_dropped,
             "drops": {str(reason): n for reason, n in self.drops.items()},
             "latencySumMs": round(self.latency_sum_ms, 3),

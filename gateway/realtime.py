@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import time
@@ -11,6 +12,7 @@ import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from gateway import cluster, messages
+from gateway.admission import retry_for_client
 from gateway.auth import TOKEN_COOKIE, get_auth, require_api_key
 from gateway.errors import HttpError
 from gateway.hub import Hub, types_for_channels
@@ -65,6 +67,8 @@ def events() -> Response:
     get_auth().authenticate(allow_token=True)
     channels = parse_channels(request.args.get("channels"))
     hub = get_hub()
+    if hub.stopped:  # accepted just before this worker stopped accepting: the next try lands elsewhere
+        raise HttpError(503, "this gateway process is shutting down", headers={"Retry-After": "0"})
     sock = request.environ.get("gunicorn.socket")
     if sock is None:
         raise HttpError(500, "the event stream needs gunicorn's gevent worker (gateway/gunicorn_conf.py)")
@@ -95,10 +99,14 @@ def events() -> Response:
         # Registered only once gunicorn runs this generator, so the ``finally`` always
         # unregisters it before gunicorn closes the socket (and its fd can be reused).
         client = hub.connect(types, sock, chunked=chunked, remote=remote)
+        resume_turn = contextlib.ExitStack()  # resumes take turns, in arrival order (gateway/admission.py)
         try:
-            plan = hub.plan_resume(last_event_id)
+            if last_event_id:
+                resume_turn.enter_context(hub.resume_turns.turn())
+            plan = hub.plan_resume(last_event_id, client)
+            retry = retry_for_client(settings.retry_ms, settings.retry_spread_ms)
             first = messages.json_message(
-                "connected", {"connectionId": client.id, **hello, "resumed": plan.resumed}, retry=settings.retry_ms
+                "connected", {"connectionId": client.id, **hello, "resumed": plan.resumed}, retry=retry
             )
             if plan.reset:
                 first += messages.json_message(
@@ -119,15 +127,17 @@ def events() -> Response:
                             max(settings.heartbeat_interval_ms, settings.send_timeout_ms))
             if plan.after is not None:
                 try:
-                    for message in hub.replay(client, plan.after):
+                    for message in hub.replay(client, plan):
                         client.write_now(message)
                 except redis.RedisError as exc:
                     log.warning("replay for stream %s failed: %s", client.id, exc)
                     reset = messages.json_message("reset", {"reason": "history unavailable"})
                     client.write_now(messages.sse.chunk(reset) if client.chunked else reset)
+            resume_turn.close()
             client.release()
             client.wait_closed()
         finally:
+            resume_turn.close()
             client.close("stream ended")
 
     response = Response(stream(), mimetype="text/event-stream")
