@@ -105,8 +105,12 @@ def events() -> Response:
                 resume_turn.enter_context(hub.resume_turns.turn())
             plan = hub.plan_resume(last_event_id, client)
             retry = retry_for_client(settings.retry_ms, settings.retry_spread_ms)
+            # `connected` carries a cursor too, so a client that loses this stream before its first
+            # event or heartbeat still resumes from here instead of reconnecting without an id (and
+            # missing what was published in between). Resuming, the cursor is the client's own.
             first = messages.json_message(
-                "connected", {"connectionId": client.id, **hello, "resumed": plan.resumed}, retry=retry
+                "connected", {"connectionId": client.id, **hello, "resumed": plan.resumed}, retry=retry,
+                cursor=plan.after if plan.after is not None else hub.reset_cursor(client), epoch=hub.epoch,
             )
             if plan.reset:
                 first += messages.json_message(

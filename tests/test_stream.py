@@ -176,6 +176,21 @@ def test_resume_after_disconnect_loses_no_event(gateway, bus):
     assert seen == {"INVENTORY_CHANGE": [f"p-{i}" for i in range(5)], "ORDER_RECEIVED": ["o-away"]}
 
 
+def test_a_client_that_saw_only_connected_still_resumes_without_a_gap(gateway, bus):
+    """A stream lost before its first event or heartbeat: the `connected` id is where to resume from."""
+    with SSEClient(gateway.url + "/api/realtime/events?channels=inventory", KEY) as client:
+        connected = client.next(5)
+        assert connected.event == "connected" and connected.id
+    missed = [ev("INVENTORY_CHANGE", f"gap-{i}") for i in range(3)]
+    bus.publish_many("inventory", missed)
+    with SSEClient(gateway.url + "/api/realtime/events?channels=inventory",
+                   {**KEY, "Last-Event-ID": connected.id}) as client:
+        again = client.next(5)
+        assert again.event == "connected" and again.json["resumed"] is True
+        assert again.id == connected.id  # resuming, `connected` repeats the client's own cursor
+        assert payload_ids(client.next_event(5)) == [f"gap-{i}" for i in range(3)]
+
+
 def test_resume_with_query_parameter_for_clients_without_headers(gateway, bus):
     with stream(gateway, "?channels=orders") as client:
         bus.publish("orders", ev("ORDER_RECEIVED", "o-1", "created"))
