@@ -55,6 +55,7 @@ class ResumePlan:
     resumed: bool  # the client asked to resume and can be
     reset: bool  # it asked, but its id is unknown or older than the history
     after: StreamId | None = None
+    reason: str = ""  # why a reset, when it is not the usual one
 
 
 class Hub:
@@ -180,6 +181,16 @@ class Hub:
         if not resumable:
             self.resets += 1
             return ResumePlan(resumed=False, reset=True)
+        limit = self.settings.replay_max_events
+        try:
+            too_far = history.more_than_after(self.redis, after, limit)
+        except redis.RedisError as exc:
+            log.warning("cannot count the events to replay (Redis: %s): sending reset", exc)
+            too_far = True
+        if too_far:
+            self.resets += 1
+            return ResumePlan(resumed=False, reset=True,
+                              reason=f"more than {limit} events behind (REALTIME_REPLAY_MAX_EVENTS)")
         self.resumes += 1
         return ResumePlan(resumed=True, reset=False, after=after)
 

@@ -11,9 +11,10 @@ import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from gateway import cluster, messages
-from gateway.auth import TOKEN_COOKIE, get_auth, require_api_key
+from gateway.auth import TOKEN_COOKIE, get_auth, require_admin_key, require_api_key
 from gateway.errors import HttpError
 from gateway.hub import Hub, types_for_channels
+from gateway.stream_limits import StreamLimits
 from gateway.totals import DropReason
 from shared.config import Settings
 from shared.constants import CHANNEL_NAMES, EVENT_CHANNELS
@@ -35,6 +36,14 @@ def get_hub() -> Hub:
     hub: Hub = current_app.extensions["rakuda_hub"]
     hub.start()
     return hub
+
+
+def get_stream_limits(hub: Hub) -> StreamLimits:
+    limits: StreamLimits | None = current_app.extensions.get("rakuda_stream_limits")
+    if limits is None:
+        limits = current_app.extensions["rakuda_stream_limits"] = StreamLimits(_settings(), hub.redis)
+        hub.on_report.append(limits.renew)
+    return limits
 
 
 def redis_reachable(client: redis.Redis) -> bool:
@@ -61,9 +70,10 @@ def events() -> Response:
     settings = _settings()
     if not settings.realtime_enabled:
         raise HttpError(503, "realtime is disabled (REALTIME_ENABLED=false)")
-    get_auth().authenticate(allow_token=True)
+    identity = get_auth().authenticate(allow_token=True)
     channels = parse_channels(request.args.get("channels"))
     hub = get_hub()
+    limits = get_stream_limits(hub)
     sock = request.environ.get("gunicorn.socket")
     if sock is None:
         raise HttpError(500, "the event stream needs gunicorn's gevent worker (gateway/gunicorn_conf.py)")
@@ -74,9 +84,12 @@ def events() -> Response:
         hub.ensure_position()
     except redis.RedisError as exc:
         raise HttpError(503, f"Redis is unreachable, try again shortly: {exc}", headers={"Retry-After": "2"}) from None
+    # The key's and the address's counts are checked (and a place taken) in one Redis script.
+    place = limits.acquire(identity.key_fingerprint, request.remote_addr or "unknown")
     # Checked after the last Redis call of this view: nothing yields between here and the
     # registration in stream(), so concurrent connects cannot slip past the limit.
     if len(hub.clients) >= settings.max_connections:
+        limits.release(place)
         hub.drops[DropReason.LIMIT] += 1
         raise HttpError(503, f"this process holds its maximum of {settings.max_connections} streams",
                         headers={"Retry-After": "5"})
@@ -100,7 +113,7 @@ def events() -> Response:
             )
             if plan.reset:
                 first += messages.json_message(
-                    "reset", {"reason": "the requested Last-Event-ID is unknown or older than the history",
+                    "reset", {"reason": plan.reason or "the requested Last-Event-ID is unknown or older than the history",
                               "lastEventId": last_event_id},
                     cursor=hub.reset_cursor(client), epoch=hub.epoch,
                 )
@@ -129,6 +142,7 @@ def events() -> Response:
             client.close("stream ended")
 
     response = Response(stream(), mimetype="text/event-stream")
+    response.call_on_close(lambda: limits.release(place))  # also when the stream never started
     response.headers["Cache-Control"] = "no-cache, no-store"
     response.headers["X-Accel-Buffering"] = "no"
     return response
@@ -204,7 +218,7 @@ def stats() -> Response:
 
 
 @realtime_bp.get("/connections")
-@require_api_key
+@require_admin_key
 def connections() -> Response:
     hub = get_hub()
     own = hub.snapshot(with_connections=True)
@@ -222,7 +236,7 @@ def connections() -> Response:
 
 
 @realtime_bp.post("/test")
-@require_api_key
+@require_admin_key
 def publish_test_event() -> tuple[Response, int]:
     bus: EventBus = current_app.extensions["rakuda_bus"]
     event = RealTimeEvent.create(

@@ -40,6 +40,11 @@ TASK_DURATION_EDGES_S: Final = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 PROCESS_PREFIX: Final = KEY_PREFIX + "process:"  # + process id, a JSON snapshot with TTL
 AUTH_FAILURES_PREFIX: Final = KEY_PREFIX + "authfail:"  # + client address, a counter
 AUTH_BLOCKED: Final = KEY_PREFIX + "authblocked"  # sorted set: address -> blocked until
+AUTH_TRACKED: Final = KEY_PREFIX + "authtracked"  # sorted set: address -> time of its last failure
+AUTH_FAILURE_COUNTS: Final = KEY_PREFIX + "authfailures"  # hash: address -> failures since it was quiet
+STREAMS_BY_KEY_PREFIX: Final = KEY_PREFIX + "streams:key:"  # + key fingerprint; sorted set: stream -> lease end
+STREAMS_BY_ADDRESS_PREFIX: Final = KEY_PREFIX + "streams:addr:"  # + address; sorted set: stream -> lease end
+NEW_STREAMS_BUCKET_PREFIX: Final = KEY_PREFIX + "newstreams:"  # + address; hash: tokens, at
 
 
 def channel_for_name(name: str) -> str:
