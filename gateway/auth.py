@@ -30,8 +30,8 @@ from flask import current_app, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from gateway.errors import HttpError
-from shared.config import Settings
 from shared.auth_blocks import BlockList
+from shared.config import Settings
 
 log = logging.getLogger(__name__)
 

@@ -169,10 +169,12 @@ class Hub:
     def plan_resume(self, last_event_id: str | None) -> ResumePlan:
         if last_event_id is None or last_event_id == "":
             return ResumePlan(resumed=False, reset=False)
+        length = 0
         try:
             epoch, after = stream_ids.parse_cursor(last_event_id)
-            resumable = (epoch == ensure_epoch(self.redis)
-                         and history.can_resume_from(history.read_info(self.redis), after))
+            info = history.read_info(self.redis)
+            length = info.length
+            resumable = epoch == ensure_epoch(self.redis) and history.can_resume_from(info, after)
         except ValueError:
             resumable = False
         except redis.RedisError as exc:
@@ -183,7 +185,8 @@ class Hub:
             return ResumePlan(resumed=False, reset=True)
         limit = self.settings.replay_max_events
         try:
-            too_far = history.more_than_after(self.redis, after, limit)
+            # Counting reads at most limit+1 entries, and only as many as follow the cursor.
+            too_far = length > limit and history.more_than_after(self.redis, after, limit)
         except redis.RedisError as exc:
             log.warning("cannot count the events to replay (Redis: %s): sending reset", exc)
             too_far = True

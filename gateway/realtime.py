@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 realtime_bp = Blueprint("realtime", __name__, url_prefix="/api/realtime")
 health_bp = Blueprint("health", __name__)
+UNKNOWN_RESUME = "the requested Last-Event-ID is unknown or older than the history"
 
 
 def _settings() -> Settings:
@@ -113,8 +114,7 @@ def events() -> Response:
             )
             if plan.reset:
                 first += messages.json_message(
-                    "reset", {"reason": plan.reason or "the requested Last-Event-ID is unknown or older than the history",
-                              "lastEventId": last_event_id},
+                    "reset", {"reason": plan.reason or UNKNOWN_RESUME, "lastEventId": last_event_id},
                     cursor=hub.reset_cursor(client), epoch=hub.epoch,
                 )
             yield first  # gunicorn writes the headers and this at once; from here the hub writes
