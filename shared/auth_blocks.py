@@ -91,6 +91,7 @@ class BlockList:
         """
         now = time.time()
         if time.monotonic() - self._cached_at > CACHE_SECONDS:
+            self._cached_at = time.monotonic()  # one request refreshes; the others use the copy meanwhile
             try:
                 self.refresh(now)
             except redis.RedisError:
