@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 
 import gevent
+import gevent.event
 import redis
 
 from gateway.errors import HttpError
@@ -75,7 +76,8 @@ class StreamLimits:
         self._acquire = commands.register_script(_ACQUIRE)
         self._held: dict[str, Place] = {}
         self._released: list[Place] = []
-        self._releaser: gevent.Greenlet | None = None
+        self._asked: list[tuple[list[str], list[object], gevent.event.AsyncResult]] = []
+        self._worker: gevent.Greenlet | None = None
 
     def acquire(self, key_fingerprint: str, address: str) -> Place | None:
         """A place for a new stream, or HttpError 429 naming the limit it is past.
@@ -86,15 +88,17 @@ class StreamLimits:
         s = self.settings
         unit = client_unit(address)
         place = Place(uuid.uuid4().hex, STREAMS_BY_KEY_PREFIX + key_fingerprint, STREAMS_BY_ADDRESS_PREFIX + unit)
-        try:
-            which, wait = self._acquire(
-                keys=[place.key_set, place.address_set, NEW_STREAMS_BUCKET_PREFIX + unit],
-                args=[place.member, self.lease_s, s.max_streams_per_key, s.max_streams_per_address,
-                      s.new_streams_rate, s.new_streams_burst],
-            )
-        except redis.RedisError as exc:
-            log.warning("stream limits not checked (Redis: %s)", exc.__class__.__name__)
+        keys = [place.key_set, place.address_set, NEW_STREAMS_BUCKET_PREFIX + unit]
+        args = [place.member, self.lease_s, s.max_streams_per_key, s.max_streams_per_address,
+                s.new_streams_rate, s.new_streams_burst]
+        answer: gevent.event.AsyncResult = gevent.event.AsyncResult()
+        self._asked.append((keys, args, answer))
+        self._wake_worker()
+        outcome = answer.get()
+        if isinstance(outcome, Exception):
+            log.warning("stream limits not checked (Redis: %s)", outcome.__class__.__name__)
             return None
+        which, wait = outcome
         if which:
             limit = LIMIT_NAMES[int(which)]
             if int(which) == 3:
@@ -109,28 +113,39 @@ class StreamLimits:
         return place
 
     def release(self, place: Place | None) -> None:
-        """Give the place back: soon, in one pipeline with the others let go meanwhile.
-
-        Many streams end at once (a proxy restarts, a server stops): one greenlet gives their
-        places back together rather than one Redis connection each.
-        """
+        """Give the place back (soon, with the others let go meanwhile)."""
         if place is None or self._held.pop(place.member, None) is None:
             return
         self._released.append(place)
-        if self._releaser is None or self._releaser.dead:
-            self._releaser = gevent.spawn(self._give_back)
+        self._wake_worker()
 
-    def _give_back(self) -> None:
-        while self._released:
-            batch, self._released = self._released, []
+    def _wake_worker(self) -> None:
+        if self._worker is None or self._worker.dead:
+            self._worker = gevent.spawn(self._work)
+
+    def _work(self) -> None:
+        """Send what connects and closes asked for meanwhile in one pipeline, until nothing is left.
+
+        Many streams start or end at once (a deploy, a proxy restart): one greenlet, so one Redis
+        connection and one round trip per batch, rather than one connection each.
+        """
+        while self._asked or self._released:
+            asked, self._asked = self._asked, []
+            released, self._released = self._released, []
             try:
                 pipe = self.redis.pipeline(transaction=False)
-                for place in batch:
+                for place in released:
                     pipe.zrem(place.key_set, place.member)
                     pipe.zrem(place.address_set, place.member)
-                pipe.execute()
-            except redis.RedisError:
-                pass  # their leases end by themselves
+                for keys, args, _answer in asked:
+                    self._acquire(keys=keys, args=args, client=pipe)
+                results = pipe.execute(raise_on_error=False)
+            except Exception as exc:  # Redis, or anything else: no connect may wait for ever
+                if not isinstance(exc, redis.RedisError):
+                    log.exception("stream limits batch failed")
+                results = [exc] * (2 * len(released) + len(asked))
+            for (_keys, _args, answer), result in zip(asked, results[2 * len(released):], strict=True):
+                answer.set(result)
 
     def renew(self) -> None:
         """Extend the leases of this process's open streams (called by the hub's reporter)."""
