@@ -159,6 +159,9 @@ class Gateway(Gunicorn):
         return {"REDIS_URL": self.redis_url, "API_KEYS": API_KEY, "SECRET_KEY": "bench-secret",
                 "SSE_HEARTBEAT_INTERVAL": str(self.heartbeat_ms), "SSE_DEBOUNCE_WINDOW": str(self.debounce_ms),
                 "SSE_MAX_CONNECTIONS": "19000", "REALTIME_HISTORY_MAX": "200000",
+                # Every load client is one key on one address: its limits must not cap the load.
+                "SSE_MAX_STREAMS_PER_KEY": "40000", "SSE_MAX_STREAMS_PER_ADDRESS": "40000",
+                "SSE_NEW_STREAMS_PER_ADDRESS_RATE": "0",
                 "ACCESS_LOG": "/dev/null", "LOG_LEVEL": "warning"}
 
     def stream_headers(self) -> dict[str, str]:

@@ -66,6 +66,7 @@ def _error(description: str) -> Answer:
 
 BAD = {400: _error("a parameter is wrong; the error names it")}
 AUTH = {401: _error("no key, or a wrong one"), 429: _error("too many failed attempts from this address")}
+ADMIN = {403: _error("a read key: this route needs a key from ADMIN_API_KEYS")}
 NOT_FOUND = {404: _error("no such item")}
 DB = {503: _error("the database is not ready or unreachable")}
 PAGE_PARAMS = (
@@ -103,6 +104,8 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                             name: {"$ref": f"#/components/schemas/{model.__name__}"}
                             for name, model in s.STREAM_MESSAGES.items()}}),
             **BAD, **AUTH,
+            429: _error("too many failed attempts from this address, or past SSE_MAX_STREAMS_PER_KEY, "
+                        "SSE_MAX_STREAMS_PER_ADDRESS or SSE_NEW_STREAMS_PER_ADDRESS_RATE (`limit` names it)"),
             503: _error("realtime is disabled, Redis is unreachable, or the process holds its maximum of streams"),
         },
         query=(Param("channels", {"type": "string", "example": "inventory,orders"},
@@ -120,9 +123,9 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                        503: _error("Redis is unreachable")},
         query=(Param("days", {"type": "integer", "minimum": 1, "maximum": 90, "default": 7}),)),
     ("realtime.connections", "GET"): Operation(
-        "Operations", {200: Answer("the open streams (at most 200 per process)", s.Connections), **AUTH}),
+        "Operations", {200: Answer("the open streams (at most 200 per process)", s.Connections), **AUTH, **ADMIN}),
     ("realtime.publish_test_event", "POST"): Operation(
-        "Operations", {201: Answer("the published LISTING_UPDATE", s.PublishedTestEvent), **AUTH,
+        "Operations", {201: Answer("the published LISTING_UPDATE", s.PublishedTestEvent), **AUTH, **ADMIN,
                        503: _error("the bus could not publish")}),
     ("health.health", "GET"): Operation("Health", {200: Answer("Redis reachable or not", s.Health)}, security=None),
     ("probes.live", "GET"): Operation("Health", {200: Answer("the process answers", s.Live)}, security=None),
@@ -148,11 +151,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                      503: _error("EBAY_VERIFICATION_TOKEN or EBAY_WEBHOOK_ENDPOINT is not set")},
         query=(Param("challenge_code", {"type": "string"}, required=True),), security=None),
     ("webhooks.list_events", "GET"): Operation(
-        "Webhooks", {200: Answer("stored deliveries, newest first", s.WebhookEvents), **BAD, **AUTH, **DB},
+        "Webhooks", {200: Answer("stored deliveries, newest first", s.WebhookEvents), **BAD, **AUTH, **ADMIN, **DB},
         query=(Param("status", _enum(WebhookStatus)), Param("provider", {"type": "string"}),
                Param("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}))),
     ("webhooks.retry_event", "POST"): Operation(
-        "Webhooks", {202: Answer("set back to PENDING and queued", s.WebhookRetried), **AUTH, **NOT_FOUND,
+        "Webhooks", {202: Answer("set back to PENDING and queued", s.WebhookRetried), **AUTH, **ADMIN, **NOT_FOUND,
                      409: _error("already COMPLETED"), **DB}),
     ("notifications.dead", "GET"): Operation(
         "Notifications", {200: Answer("dead-lettered notifications, with target, error and attempts", s.DeadLetters),

@@ -53,6 +53,18 @@ def can_resume_from(info: StreamInfo, after: StreamId) -> bool:
     return after >= stream_ids.predecessor(info.first_entry)
 
 
+# Counts the entries after ARGV[1] up to ARGV[2] of them, inside Redis (only the number crosses).
+_COUNT_AFTER = """
+return #redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
+"""
+
+
+def more_than_after(client: redis.Redis, after: StreamId, limit: int) -> bool:
+    """True when the history holds more than ``limit`` entries after ``after`` (reads at most limit+1)."""
+    count = client.eval(_COUNT_AFTER, 1, HISTORY_STREAM, stream_ids.format(after), limit + 1)
+    return int(count) > limit
+
+
 def replay_entries(
     client: redis.Redis, after: StreamId, until: StreamId, types: frozenset[str]
 ) -> Iterator[tuple[StreamId, str, str]]:

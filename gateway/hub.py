@@ -60,6 +60,7 @@ class ResumePlan:
     reset: bool  # it asked, but its id is unknown or older than the history
     after: StreamId | None = None
     entries: list[Entry] | None = None  # what to replay, when memory had it (else read from Redis)
+    reason: str = ""  # why a reset, when it is not the usual one
 
 
 class Hub:
@@ -197,16 +198,18 @@ class Hub:
         if last_event_id is None or last_event_id == "":
             return ResumePlan(resumed=False, reset=False)
         entries = None
+        length = 0
         try:
             epoch, after = stream_ids.parse_cursor(last_event_id)
             if self._memory_serves(epoch, after):
                 entries = self.recent.since(after, client.resume_until, client.types)
                 resumable = True
             else:
+                info = history.read_info(self.redis)
+                length = info.length
                 # a failover that lost events this process read: not before its reader noticed
                 resumable = (self.older.resumable(epoch, after)
-                             and not failover.lost_entries(self.redis, self.debouncer.read_up_to,
-                                                           history.read_info(self.redis)))
+                             and not failover.lost_entries(self.redis, self.debouncer.read_up_to, info))
         except ValueError:
             resumable = False
         except redis.RedisError as exc:
@@ -215,6 +218,20 @@ class Hub:
         if not resumable:
             self.resets += 1
             return ResumePlan(resumed=False, reset=True)
+        limit = self.settings.replay_max_events
+        try:
+            # Counting reads at most limit+1 entries, and only as many as follow the cursor.
+            if entries is not None:
+                too_far = len(entries) > limit  # from memory: counted without Redis
+            else:
+                too_far = length > limit and history.more_than_after(self.redis, after, limit)
+        except redis.RedisError as exc:
+            log.warning("cannot count the events to replay (Redis: %s): sending reset", exc)
+            too_far = True
+        if too_far:
+            self.resets += 1
+            return ResumePlan(resumed=False, reset=True,
+                              reason=f"more than {limit} events behind (REALTIME_REPLAY_MAX_EVENTS)")
         self.resumes += 1
         if entries is not None:
             self.resumes_from_memory += 1
@@ -286,7 +303,7 @@ class Hub:
                 except redis.RedisError as exc:
                     if self.redis_ok:
                         log.warning("Redis unreachable (%s); retrying with backoff", exc)
-                    self.redis_ok, self.redis_error = False, str(exc) or exc.__class__.__name__
+                    self.redis_ok, self.redis_error = False, exc.__class__.__name__  # the text goes to the log only
                     reconnected = True
                     gevent.sleep(backoff * (0.5 + random.random()))
                     backoff = min(backoff * 2, 5.0)

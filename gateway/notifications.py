@@ -6,17 +6,14 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
 
 import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import func, select
 
 from gateway.api import get_database
-from gateway.auth import get_auth
+from gateway.auth import get_auth, require_admin_key
 from gateway.errors import HttpError
 from gateway.params import MAX_INT, ascii_int
 from shared.constants import EVENT_CHANNELS
@@ -29,18 +26,6 @@ from shared.realtime import RealTimeEvent
 
 notifications_bp = Blueprint("notifications", __name__, url_prefix="/api")
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def require_admin(view: F) -> F:
-    """The one place that decides who may manage notifications: today any valid API key."""
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        get_auth().authenticate(allow_token=False)
-        return view(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _redis() -> redis.Redis:
@@ -49,14 +34,14 @@ def _redis() -> redis.Redis:
 
 
 @notifications_bp.get("/notifications/dead")
-@require_admin
+@require_admin_key
 def dead() -> Response:
     records = list_dead(_redis())
     return jsonify({"total": len(records), "items": records})
 
 
 @notifications_bp.post("/notifications/dead/<dead_id>/retry")
-@require_admin
+@require_admin_key
 def retry(dead_id: str) -> tuple[Response, int]:
     record = requeue_dead(_redis(), dead_id)
     if record is None:
@@ -71,7 +56,7 @@ def acknowledge(raw_id: str) -> Response:
     if order_id is None:
         raise HttpError(400, f"order id must be an integer from 0 to {MAX_INT}, got {raw_id!r}")
     presented = request.headers.get("X-API-Key") or request.headers.get("Authorization", "").partition(" ")[2]
-    who = get_auth().key_name(presented.strip())[:12]
+    who = get_auth().fingerprint(presented.strip())[:12]
     now = datetime.now(UTC)
     with get_database().transaction() as session:
         order = session.get(Order, order_id, with_for_update=True)

@@ -13,9 +13,10 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from gateway import cluster, messages
 from gateway.admission import retry_for_client
-from gateway.auth import TOKEN_COOKIE, get_auth, require_api_key
+from gateway.auth import TOKEN_COOKIE, get_auth, require_admin_key, require_api_key
 from gateway.errors import HttpError
 from gateway.hub import Hub, types_for_channels
+from gateway.stream_limits import StreamLimits
 from gateway.totals import DropReason
 from shared.config import Settings
 from shared.constants import CHANNEL_NAMES, EVENT_CHANNELS
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 realtime_bp = Blueprint("realtime", __name__, url_prefix="/api/realtime")
 health_bp = Blueprint("health", __name__)
+UNKNOWN_RESUME = "the requested Last-Event-ID is unknown or older than the history"
 
 
 def _settings() -> Settings:
@@ -38,6 +40,14 @@ def get_hub() -> Hub:
     hub: Hub = current_app.extensions["rakuda_hub"]
     hub.start()
     return hub
+
+
+def get_stream_limits(hub: Hub) -> StreamLimits:
+    limits: StreamLimits | None = current_app.extensions.get("rakuda_stream_limits")
+    if limits is None:
+        limits = current_app.extensions["rakuda_stream_limits"] = StreamLimits(_settings(), hub.redis)
+        hub.on_report.append(limits.renew)
+    return limits
 
 
 def redis_reachable(client: redis.Redis) -> bool:
@@ -64,11 +74,12 @@ def events() -> Response:
     settings = _settings()
     if not settings.realtime_enabled:
         raise HttpError(503, "realtime is disabled (REALTIME_ENABLED=false)")
-    get_auth().authenticate(allow_token=True)
+    identity = get_auth().authenticate(allow_token=True)
     channels = parse_channels(request.args.get("channels"))
     hub = get_hub()
     if hub.stopped:  # accepted just before this worker stopped accepting: the next try lands elsewhere
         raise HttpError(503, "this gateway process is shutting down", headers={"Retry-After": "0"})
+    limits = get_stream_limits(hub)
     sock = request.environ.get("gunicorn.socket")
     if sock is None:
         raise HttpError(500, "the event stream needs gunicorn's gevent worker (gateway/gunicorn_conf.py)")
@@ -78,10 +89,14 @@ def events() -> Response:
     try:
         hub.ensure_position()
     except redis.RedisError as exc:
-        raise HttpError(503, f"Redis is unreachable, try again shortly: {exc}", headers={"Retry-After": "2"}) from None
+        log.warning("stream refused: Redis unreachable (%s)", exc)
+        raise HttpError(503, "Redis is unreachable, try again shortly", headers={"Retry-After": "2"}) from None
+    # The key's and the address's counts are checked (and a place taken) in one Redis script.
+    place = limits.acquire(identity.key_fingerprint, request.remote_addr or "unknown")
     # Checked after the last Redis call of this view: nothing yields between here and the
     # registration in stream(), so concurrent connects cannot slip past the limit.
     if len(hub.clients) >= settings.max_connections:
+        limits.release(place)
         hub.drops[DropReason.LIMIT] += 1
         raise HttpError(503, f"this process holds its maximum of {settings.max_connections} streams",
                         headers={"Retry-After": "5"})
@@ -114,8 +129,7 @@ def events() -> Response:
             )
             if plan.reset:
                 first += messages.json_message(
-                    "reset", {"reason": "the requested Last-Event-ID is unknown or older than the history",
-                              "lastEventId": last_event_id},
+                    "reset", {"reason": plan.reason or UNKNOWN_RESUME, "lastEventId": last_event_id},
                     cursor=hub.reset_cursor(client), epoch=hub.epoch,
                 )
             yield first  # gunicorn writes the headers and this at once; from here the hub writes
@@ -145,6 +159,7 @@ def events() -> Response:
             client.close("stream ended")
 
     response = Response(stream(), mimetype="text/event-stream")
+    response.call_on_close(lambda: limits.release(place))  # also when the stream never started
     response.headers["Cache-Control"] = "no-cache, no-store"
     response.headers["X-Accel-Buffering"] = "no"
     return response
@@ -224,7 +239,8 @@ def stats() -> Response:
         snapshots = cluster.live_snapshots(hub.redis, own)
         days = cluster.day_history(hub.redis, int(raw_days))
     except redis.RedisError as exc:
-        raise HttpError(503, f"statistics need Redis, which is unreachable: {exc}") from None
+        log.warning("statistics unavailable: Redis unreachable (%s)", exc)
+        raise HttpError(503, "statistics need Redis, which is unreachable") from None
     totals = cluster.add_up(snapshots)
     today = days[0]["types"] if days else {}
     for event_type, counters in totals["types"].items():
@@ -233,7 +249,7 @@ def stats() -> Response:
 
 
 @realtime_bp.get("/connections")
-@require_api_key
+@require_admin_key
 def connections() -> Response:
     hub = get_hub()
     own = hub.snapshot(with_connections=True)
@@ -251,7 +267,7 @@ def connections() -> Response:
 
 
 @realtime_bp.post("/test")
-@require_api_key
+@require_admin_key
 def publish_test_event() -> tuple[Response, int]:
     bus: EventBus = current_app.extensions["rakuda_bus"]
     event = RealTimeEvent.create(
@@ -261,7 +277,8 @@ def publish_test_event() -> tuple[Response, int]:
     try:
         bus_id = bus.publish(EVENT_CHANNELS["LISTINGS"], event)
     except PublishError as exc:
-        raise HttpError(503, str(exc)) from None
+        log.warning("test event not published: %s", exc)
+        raise HttpError(503, "the test event could not be published (Redis unreachable); try again") from None
     body = event.model_dump(mode="json", exclude_none=True)
     body["id"] = bus_id
     body["published"] = bus_id is not None

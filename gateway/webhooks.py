@@ -7,7 +7,7 @@ If the broker is down the delivery stays PENDING and the periodic sweep queues i
 
 Answers: 202 accepted, 200 duplicate, 400 malformed (naming the field), 401 bad or stale
 signature, 404 unknown provider, 413 too large, 503 secret not configured. Only a 202
-stores a row. The admin routes need the API key.
+stores a row. The admin routes need an admin key (ADMIN_API_KEYS).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from gateway.auth import require_api_key
+from gateway.auth import require_admin_key
 from gateway.errors import HttpError
 from gateway.params import ascii_int
 from shared.config import Settings
@@ -200,7 +200,7 @@ def describe(row: WebhookEvent) -> dict[str, Any]:
 
 
 @webhooks_bp.get("/events")
-@require_api_key
+@require_admin_key
 def list_events() -> Response:
     """Stored deliveries, newest first; ``?status=FAILED&provider=joom&limit=50``."""
     query = select(WebhookEvent).order_by(WebhookEvent.id.desc())
@@ -225,7 +225,7 @@ def list_events() -> Response:
 
 
 @webhooks_bp.post("/events/<int:event_id>/retry")
-@require_api_key
+@require_admin_key
 def retry_event(event_id: int) -> tuple[Response, int]:
     """Set a delivery back to PENDING and queue it again (a COMPLETED one is applied at most once anyway)."""
     with _database().transaction() as session:

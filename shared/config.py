@@ -123,6 +123,15 @@ class Settings:
     auth_max_failures: int = setting("AUTH_MAX_FAILURES", 5, _int, minimum=1)
     auth_block_s: int = setting("AUTH_BLOCK_SECONDS", 900, _int, minimum=1)
     trusted_proxies: int = setting("TRUSTED_PROXIES", 0, _int)
+    # --- Roles and abuse limits ---
+    admin_api_keys: tuple[str, ...] = setting("ADMIN_API_KEYS", (), _list)
+    replay_max_events: int = setting("REALTIME_REPLAY_MAX_EVENTS", 10000, _int, minimum=1)
+    max_streams_per_key: int = setting("SSE_MAX_STREAMS_PER_KEY", 1000, _int, minimum=1)
+    max_streams_per_address: int = setting("SSE_MAX_STREAMS_PER_ADDRESS", 100, _int, minimum=1)
+    new_streams_rate: float = setting("SSE_NEW_STREAMS_PER_ADDRESS_RATE", 10.0, _float)
+    new_streams_burst: int = setting("SSE_NEW_STREAMS_PER_ADDRESS_BURST", 100, _int, minimum=1)
+    auth_first_block_s: int = setting("AUTH_FIRST_BLOCK_SECONDS", 15, _int, minimum=1)
+    auth_max_tracked: int = setting("AUTH_MAX_TRACKED_ADDRESSES", 100000, _int, minimum=1)
     # --- Logs ---
     log_format: str = setting("LOG_FORMAT", "text", _choice, choices=("text", "json"))
     log_level: str = setting("LOG_LEVEL", "info", _choice,

@@ -42,6 +42,11 @@ AUTH_FAILURES_PREFIX: Final = KEY_PREFIX + "authfail:"  # + client address, a co
 # Development only (no SECRET_KEY): the random token secret every gateway process shares.
 DEV_TOKEN_SECRET: Final = KEY_PREFIX + "dev-token-secret"
 AUTH_BLOCKED: Final = KEY_PREFIX + "authblocked"  # sorted set: address -> blocked until
+AUTH_TRACKED: Final = KEY_PREFIX + "authtracked"  # sorted set: address -> time of its last failure
+AUTH_FAILURE_COUNTS: Final = KEY_PREFIX + "authfailures"  # hash: address -> failures since it was quiet
+STREAMS_BY_KEY_PREFIX: Final = KEY_PREFIX + "streams:key:"  # + key fingerprint; sorted set: stream -> lease end
+STREAMS_BY_ADDRESS_PREFIX: Final = KEY_PREFIX + "streams:addr:"  # + address; sorted set: stream -> lease end
+NEW_STREAMS_BUCKET_PREFIX: Final = KEY_PREFIX + "newstreams:"  # + address; hash: tokens, at
 
 
 def channel_for_name(name: str) -> str:

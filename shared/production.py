@@ -34,8 +34,7 @@ def production_problem(settings: Settings) -> str | None:
 
 
 def _keys(settings: Settings, name: str) -> tuple[str, ...]:
-    field = {"API_KEYS": "api_keys", "ADMIN_API_KEYS": "admin_api_keys"}[name]
-    return tuple(getattr(settings, field, ()))
+    return settings.admin_api_keys if name == "ADMIN_API_KEYS" else settings.api_keys
 
 
 def refuse_to_start_if_unsafe(settings: Settings) -> None:

@@ -103,6 +103,48 @@ def tail(url: str, key: str, channels: str, types: str, count: int | None, as_js
 
 
 @main.group()
+def auth() -> None:
+    """Addresses blocked after failed attempts at an API key or token."""
+
+
+@auth.command("blocked")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per block.")
+def auth_blocked(as_json: bool) -> None:
+    """List the blocks in force: address (IPv6: its /64), until when, failed attempts."""
+    from shared.auth_blocks import BlockList
+    from shared.redis_client import redis_from_url
+
+    settings = _settings()
+    blocks = BlockList(settings, redis_from_url(settings.redis_url)).blocks()
+    for block in blocks:
+        until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(block.until))
+        if as_json:
+            click.echo(json.dumps({"address": block.address, "until": until,
+                                   "untilEpoch": round(block.until, 3), "failures": block.failures}))
+        else:
+            click.echo(f"{block.address}\tuntil {until} ({max(0, round(block.until - time.time()))} s)"
+                       f"\t{block.failures} failures")
+    if not blocks and not as_json:
+        click.echo("no address is blocked")
+
+
+@auth.command("unblock")
+@click.argument("address")
+def auth_unblock(address: str) -> None:
+    """Lift the block of ADDRESS and forget its failures (every gateway process within 2 s)."""
+    from shared.auth_blocks import BlockList
+    from shared.client_addresses import client_unit
+    from shared.redis_client import redis_from_url
+
+    settings = _settings()
+    lifted = BlockList(settings, redis_from_url(settings.redis_url)).unblock(address)
+    if not lifted:
+        click.echo(f"{client_unit(address)} was not blocked", err=True)
+        sys.exit(1)
+    click.echo(f"unblocked {client_unit(address)}")
+
+
+@main.group()
 def inventory() -> None:
     """Inventory checks."""
 

@@ -58,6 +58,7 @@ def settings(redis_url: str) -> Settings:
         {
             "REDIS_URL": redis_url,
             "API_KEYS": "test-key",
+            "ADMIN_API_KEYS": "test-key",  # the shared key may do everything; role tests set their own
             "SECRET_KEY": "test-secret",
             "SSE_HEARTBEAT_INTERVAL": "1000",
             "SSE_DEBOUNCE_WINDOW": "200",

@@ -27,3 +27,18 @@ def test_the_cookie_is_not_forced_secure_in_development(gateway):
     cookie = requests.post(gateway.url + "/api/realtime/token", headers=gateway.headers(),
                            timeout=5).headers["Set-Cookie"]
     assert "Secure" not in cookie  # a plain-http development gateway must keep working in a browser
+
+
+def test_error_bodies_carry_no_exception_text_when_redis_is_down(gateway_factory):
+    from tests.servers import free_port
+
+    server = gateway_factory(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    for method, path in (("GET", "/api/realtime/stats"), ("GET", "/api/realtime/events"),
+                         ("POST", "/api/realtime/test")):
+        answer = requests.request(method, server.url + path, headers=server.headers(), timeout=10)
+        assert answer.status_code in (503, 200), (path, answer.status_code)
+        if answer.status_code == 503:
+            text = answer.text.lower()
+            assert "error " not in text and "refused" not in text and "errno" not in text, (path, answer.text)
+    status = requests.get(server.url + "/api/realtime/status", headers=server.headers(), timeout=10).json()
+    assert "refused" not in str(status).lower()
