@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from gateway.auth import require_api_key
 from gateway.errors import HttpError, render
-from gateway.params import MAX_INT, ascii_int
+from gateway.params import MAX_INT, MAX_ROW_ID, ascii_int
 from shared.database import Database
 from shared.models import Listing, ListingStatus, Marketplace, Order, OrderStatus, PriceHistory, Product
 
@@ -95,9 +95,10 @@ def bool_arg(name: str) -> bool | None:
 
 
 def parse_id(raw: str, what: str) -> int:
-    value = ascii_int(raw)
+    """An id from the query string: 400 naming it when it is not an integer up to 2^63-1."""
+    value = ascii_int(raw, MAX_ROW_ID)
     if value is None:
-        raise HttpError(400, f"{what} id must be a positive integer, got {raw!r}", parameter="id")
+        raise HttpError(400, f"{what} id must be an integer from 0 to {MAX_ROW_ID}, got {raw!r}", parameter="id")
     return value
 
 
@@ -174,7 +175,8 @@ def paginated(session: Session, query: Select, shape: Callable[[Any], dict[str, 
 
 
 def one(session: Session, model: type, raw_id: str, what: str, *options: Any) -> Any:
-    found = session.get(model, parse_id(raw_id, what), options=list(options))
+    item_id = ascii_int(raw_id, MAX_ROW_ID)  # a path that is not an id names nothing: 404, like an unknown id
+    found = session.get(model, item_id, options=list(options)) if item_id is not None else None
     if found is None:
         raise HttpError(404, f"no {what} with id {raw_id}", id=raw_id)
     return found

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from gateway.api import get_database
 from gateway.auth import get_auth, require_admin_key
 from gateway.errors import HttpError
-from gateway.params import MAX_INT, ascii_int
+from gateway.params import MAX_ROW_ID, ascii_int
 from shared.constants import EVENT_CHANNELS
 from shared.event_bus import EventBus
 from shared.exceptions import PublishError
@@ -52,9 +52,9 @@ def retry(dead_id: str) -> tuple[Response, int]:
 @notifications_bp.post("/orders/<raw_id>/ack")
 def acknowledge(raw_id: str) -> Response:
     get_auth().authenticate(allow_token=True)
-    order_id = ascii_int(raw_id)
-    if order_id is None:
-        raise HttpError(400, f"order id must be an integer from 0 to {MAX_INT}, got {raw_id!r}")
+    order_id = ascii_int(raw_id, MAX_ROW_ID)
+    if order_id is None:  # a path that is not an id names nothing
+        raise HttpError(404, f"no order {raw_id!r}")
     presented = request.headers.get("X-API-Key") or request.headers.get("Authorization", "").partition(" ")[2]
     who = get_auth().fingerprint(presented.strip())[:12]
     now = datetime.now(UTC)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 
 MAX_INT = 2**63 - 1
+MAX_ROW_ID = 2**31 - 1  # the tables' INTEGER primary keys
 _ASCII_DIGITS = re.compile(r"[0-9]{1,19}")
 
 
-def ascii_int(raw: str) -> int | None:
-    """``raw`` as a non-negative integer up to 2^63-1, or None when it is anything else."""
+def ascii_int(raw: str, maximum: int = MAX_INT) -> int | None:
+    """``raw`` as a non-negative integer up to ``maximum`` (2^63-1), or None when it is anything else."""
     if not _ASCII_DIGITS.fullmatch(raw):
         return None
     value = int(raw)
-    return value if value <= MAX_INT else None
+    return value if value <= maximum else None

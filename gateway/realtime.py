@@ -16,6 +16,7 @@ from gateway.admission import retry_for_client
 from gateway.auth import TOKEN_COOKIE, get_auth, require_admin_key, require_api_key
 from gateway.errors import HttpError
 from gateway.hub import Hub, types_for_channels
+from gateway.params import ascii_int
 from gateway.stream_limits import StreamLimits
 from gateway.totals import DropReason
 from shared.config import Settings
@@ -231,13 +232,14 @@ def _process_view(snap: dict) -> dict:
 @require_api_key
 def stats() -> Response:
     raw_days = request.args.get("days", "7")
-    if not raw_days.isdigit() or not 1 <= int(raw_days) <= 90:
-        raise HttpError(400, f"days must be an integer from 1 to 90, got {raw_days!r}")
+    days_wanted = ascii_int(raw_days)
+    if days_wanted is None or not 1 <= days_wanted <= 90:
+        raise HttpError(400, f"days must be an integer from 1 to 90, got {raw_days!r}", parameter="days")
     hub = get_hub()
     own = hub.snapshot()
     try:
         snapshots = cluster.live_snapshots(hub.redis, own)
-        days = cluster.day_history(hub.redis, int(raw_days))
+        days = cluster.day_history(hub.redis, days_wanted)
     except redis.RedisError as exc:
         log.warning("statistics unavailable: Redis unreachable (%s)", exc)
         raise HttpError(503, "statistics need Redis, which is unreachable") from None

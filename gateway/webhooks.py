@@ -224,7 +224,8 @@ def list_events() -> Response:
         return jsonify({"events": [describe(row) for row in rows]})
 
 
-@webhooks_bp.post("/events/<int:event_id>/retry")
+# Ids past 2^31-1 (the column) match no route: 404, never a database error.
+@webhooks_bp.post("/events/<int(max=2147483647):event_id>/retry")
 @require_admin_key
 def retry_event(event_id: int) -> tuple[Response, int]:
     """Set a delivery back to PENDING and queue it again (a COMPLETED one is applied at most once anyway)."""

@@ -54,13 +54,13 @@ def test_a_bad_filter_value_lists_the_allowed_ones(client):
     assert "EBAY, JOOM" in response.json["error"]
 
 
-def test_an_unknown_id_is_a_404_and_a_malformed_one_a_400(client):
+def test_an_unknown_or_malformed_id_is_a_404(client):
     missing = client.get("/api/orders/999999", headers=KEY)
     assert missing.status_code == 404
     assert missing.json["error"] == "no order with id 999999"
     malformed = client.get("/api/listings/abc", headers=KEY)
-    assert malformed.status_code == 400
-    assert "listing id must be a positive integer" in malformed.json["error"]
+    assert malformed.status_code == 404  # a path that is not an id names nothing
+    assert "no listing with id" in malformed.json["error"]
 
 
 def test_a_product_shows_its_availability_and_listings(client, catalogue):
