@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Iterator
 
+import gevent.monkey
 import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -38,8 +39,14 @@ def _settings() -> Settings:
 
 
 def get_hub() -> Hub:
+    """The process's hub, started on first use when gevent runs this process (gunicorn's worker).
+
+    In a process without gevent's patches (Flask's test client, a script) its loops would block
+    the caller's thread for ever, so it is left unstarted there; status and stats still answer.
+    """
     hub: Hub = current_app.extensions["rakuda_hub"]
-    hub.start()
+    if gevent.monkey.is_module_patched("socket"):
+        hub.start()
     return hub
 
 
