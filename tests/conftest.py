@@ -63,6 +63,11 @@ def settings(redis_url: str) -> Settings:
             "SSE_HEARTBEAT_INTERVAL": "1000",
             "SSE_DEBOUNCE_WINDOW": "200",
             "REALTIME_REPORT_INTERVAL": "0.2",
+            # Every test client is one key on one address: the per-client limits are lifted here,
+            # and tests/test_stream_limits.py sets its own.
+            "SSE_MAX_STREAMS_PER_KEY": "100000",
+            "SSE_MAX_STREAMS_PER_ADDRESS": "100000",
+            "SSE_NEW_STREAMS_PER_ADDRESS_RATE": "0",
         }
     )
 
