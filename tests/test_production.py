@@ -24,7 +24,8 @@ STRONG_KEY = "k" * 32
 
 
 def prod(**env: str) -> dict[str, str]:
-    return {"RAKUDA_ENV": "production", "SECRET_KEY": STRONG_SECRET, "API_KEYS": STRONG_KEY, **env}
+    return {"RAKUDA_ENV": "production", "SECRET_KEY": STRONG_SECRET, "API_KEYS": STRONG_KEY,
+            "ADMIN_API_KEYS": "a" * 32, **env}
 
 
 @pytest.mark.parametrize(("env", "named"), [

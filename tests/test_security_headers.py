@@ -17,7 +17,7 @@ def test_every_answer_has_the_security_headers(gateway, path):
 
 def test_the_stream_token_cookie_is_secure_in_production_even_behind_plain_http(gateway_factory):
     strong = "k" * 32
-    server = gateway_factory(RAKUDA_ENV="production", SECRET_KEY="s" * 48, API_KEYS=strong)
+    server = gateway_factory(RAKUDA_ENV="production", SECRET_KEY="s" * 48, API_KEYS=strong, ADMIN_API_KEYS=strong)
     cookie = requests.post(server.url + "/api/realtime/token", headers={"X-API-Key": strong},
                            timeout=5).headers["Set-Cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie
