@@ -34,7 +34,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.topology, pytest.mark.skipif(_why_no
 KEY = {"X-API-Key": "test-key"}
 HEARTBEAT_MS, SEND_TIMEOUT_MS = 1000, 2000
 GATEWAY_ENV = {
-    "API_KEYS": "test-key", "SECRET_KEY": "test-secret", "SSE_HEARTBEAT_INTERVAL": str(HEARTBEAT_MS),
+    "API_KEYS": "test-key", "ADMIN_API_KEYS": "test-key", "SECRET_KEY": "test-secret",
+    "SSE_HEARTBEAT_INTERVAL": str(HEARTBEAT_MS),
     "SSE_SEND_TIMEOUT": str(SEND_TIMEOUT_MS), "SSE_DEBOUNCE_WINDOW": "100", "REALTIME_REPORT_INTERVAL": "0.5",
     "WEB_CONCURRENCY": "1", "PORT": "5000", "ACCESS_LOG": "-",
 }
