@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import gevent.lock
 import redis
 
 from gateway import history
+from gateway.admission import ResumeTurns
 from gateway.recent import Entry
 from gateway.stream_ids import StreamId
 from shared.config import Settings
@@ -30,20 +30,17 @@ class OlderHistory:
         if size < 1:
             raise ValueError(f"size must be at least 1, got {size}")
         self.client = redis_for(settings, max_connections=size, client_name="rakuda-gateway-history")
-        self._slots = gevent.lock.Semaphore(size)
-        self.waiting = 0  # requests queued for a slot now (shown in the process snapshot)
+        self._turns = ResumeTurns(size)  # one turn per connection, the rest queued in order
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued for a connection now (shown in the process snapshot)."""
+        return self._turns.waiting
 
     @contextmanager
     def _slot(self) -> Iterator[redis.Redis]:
-        self.waiting += 1
-        try:
-            self._slots.acquire()
-        finally:
-            self.waiting -= 1
-        try:
+        with self._turns.turn():
             yield self.client
-        finally:
-            self._slots.release()
 
     def read_epoch(self) -> str:
         """The history's epoch now (created if Redis has none)."""
