@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Self
 
 import redis
 
@@ -34,7 +34,41 @@ GROUP_PREFIX = "notify:"
 ESCALATION_GROUP = "notify-escalation"
 
 
-class TargetWorker:
+class _Loop:
+    """A daemon thread calling ``step()`` until stopped; an error is logged and the loop goes on after 1 s.
+
+    Every worker of the notifier is one: a target that fails, or a bug in one event, must delay only
+    that worker, never end its thread.
+    """
+
+    def _init_loop(self, name: str) -> None:
+        self.loop_name = name
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, name=name, daemon=True)
+
+    def start(self) -> Self:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except redis.RedisError as exc:
+                log.warning("%s: Redis error, retrying: %s", self.loop_name, exc)
+                self._stop.wait(1.0)
+            except Exception:
+                log.exception("%s: unexpected error, retrying", self.loop_name)
+                self._stop.wait(1.0)
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+
+class TargetWorker(_Loop):
     """Reads the group ``notify:<target>``; orders go one by one, other events in summaries."""
 
     def __init__(self, settings: Settings, target: Target, rule: Rule | None, *, read: bool = True) -> None:
@@ -47,26 +81,7 @@ class TargetWorker:
                                   types=settings.notify_events) if read else None)
         self._batch: dict[str, RealTimeEvent] = {}
         self._batch_since = 0.0
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, name=f"notify-{target.name}", daemon=True)
-
-    def start(self) -> TargetWorker:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.step()
-            except redis.RedisError as exc:
-                log.warning("%s: Redis error, retrying: %s", self.target.name, exc)
-                self._stop.wait(1.0)
-            except Exception:
-                log.exception("%s: unexpected error, retrying", self.target.name)
-                self._stop.wait(1.0)
+        self._init_loop(f"notify-{target.name}")
 
     def step(self) -> None:
         self.drain_queue()
@@ -114,7 +129,7 @@ class TargetWorker:
         self._batch.clear()
 
 
-class EscalationWorker:
+class EscalationWorker(_Loop):
     """Notes every new order; an order still unacknowledged when due goes to the escalation targets."""
 
     def __init__(self, settings: Settings, escalation_targets: list[str]) -> None:
@@ -123,27 +138,11 @@ class EscalationWorker:
         self.redis = redis_for(settings, socket_timeout=None, client_name="notify-escalation")
         self.consumer = Consumer(self.redis, settings, ESCALATION_GROUP, name="notifier-escalation",
                                  types=["ORDER_RECEIVED"])
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, name="notify-escalation", daemon=True)
+        self._init_loop("notify-escalation")
 
     @property
     def after_s(self) -> float:
         return self.settings.order_ack_escalate_after * self.settings.order_ack_minute_s
-
-    def start(self) -> EscalationWorker:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.step()
-            except redis.RedisError as exc:
-                log.warning("escalation: Redis error, retrying: %s", exc)
-                self._stop.wait(1.0)
 
     def step(self) -> None:
         for entry in self.consumer.poll(count=100, block_ms=250):
