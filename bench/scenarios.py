@@ -1,4 +1,4 @@
-"""The scenarios of issue 5, each one function: start a system, load it, measure, stop it.
+"""The benchmark scenarios, each one function: start a system, load it, measure, stop it.
 
 Each returns plain dicts (one per system and level) that ``bench.report`` turns into the
 table. Systems are measured one after the other within a scenario, so that every

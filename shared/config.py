@@ -90,7 +90,7 @@ def setting(env: str, default: Any, parse: Callable[..., Any] = _str, **kw: Any)
 
 @dataclass(frozen=True)
 class Settings:
-    # --- Redis and the realtime stream (Phase 27) ---
+    # --- Redis and the realtime stream ---
     redis_url: str = setting("REDIS_URL", "redis://127.0.0.1:6379/0")
     redis_sentinels: tuple[str, ...] = setting("REDIS_SENTINELS", (), _host_ports)
     redis_sentinel_master: str = setting("REDIS_SENTINEL_MASTER", "")

@@ -5,7 +5,7 @@ Each publish runs one Lua script, atomically:
 * ``XADD`` to the capped history stream (the entry id becomes the event's bus id), which
   gateways read and replay from after a reconnect;
 * ``PUBLISH`` on the event's channel, so a plain ``SUBSCRIBE rakuda:realtime:orders``
-  still receives every event as JSON (Phase 28 notifiers need nothing more);
+  still receives every event as JSON (a simple subscriber needs nothing more);
 * a per-day ``published:<TYPE>`` counter for ``/api/realtime/stats``.
 
 A publish that Redis does not take raises :class:`PublishError`: it is never dropped

@@ -1,4 +1,4 @@
-"""The event schema both sides agree on (the seed's ``RealTimeEvent``)."""
+"""The event schema both sides agree on: ``RealTimeEvent``, its type and its payload."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Reading eBay and Joom order notifications (the seed system's shapes) into one ``OrderNotice``.
+"""Reading eBay and Joom order notifications (the shapes those marketplaces send) into one ``OrderNotice``.
 
 Both sides use it: the gateway to answer 400 naming a missing field before storing anything,
 the webhook task to apply the notice. Pure functions over parsed JSON.

@@ -5,8 +5,8 @@
   ``X-EBAY-TIMESTAMP`` in unix seconds, accepted within EBAY_TIMESTAMP_TOLERANCE_S of now.
 * eBay's endpoint handshake: ``challengeResponse = sha256_hex(challenge_code + token + endpoint)``.
 
-The seed re-serialised the parsed JSON before checking, which breaks on any formatting
-difference; these functions only ever see the bytes received.
+Re-serialising the parsed JSON before checking would break on any formatting difference;
+these functions only ever see the bytes received.
 """
 
 from __future__ import annotations

@@ -235,7 +235,7 @@ def webhook_send(provider: str, url: str, order_id: str | None) -> None:
 
 
 def sample_delivery(provider: str, settings: Settings, order_id: str) -> tuple[bytes, dict[str, str]]:
-    """A signed sample delivery (the seed system's shapes) for ``provider``."""
+    """A signed sample delivery, in the shape the marketplace sends, for ``provider``."""
     if provider == "joom":
         if not settings.joom_webhook_secret:
             raise click.ClickException("JOOM_WEBHOOK_SECRET is not set: the gateway would refuse the delivery")

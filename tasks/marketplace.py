@@ -58,7 +58,7 @@ class HttpMarketplaceClient:
 
 
 class SandboxMarketplace:
-    """Deterministic stand-in: every listing is accepted except titles the seed rejects (~5%)."""
+    """Deterministic stand-in: every listing is accepted except the ~5% of titles that the sandbox seed rejects."""
 
     def __init__(self, seed: int) -> None:
         self.seed = seed

@@ -21,7 +21,7 @@ def test_same_type_events_within_window_share_one_batch():
 
 
 def test_window_is_fixed_by_first_event_not_reset_by_later_ones():
-    """Regression for the seed's starvation: one global timer reset by every event."""
+    """Regression for starvation by one global timer that every event resets."""
     d = Debouncer(window_ms=500, max_events=1000)
     flushed_at = []
     for step in range(100):  # an event every 50 ms for 5 s

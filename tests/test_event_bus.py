@@ -140,7 +140,7 @@ def test_orders_subscriber_never_sees_inventory_events(bus: EventBus, redis_clie
 
 
 def test_plain_redis_subscriber_receives_each_event_as_json_with_its_id(bus: EventBus, redis_url: str):
-    """Phase 28 notifiers (LINE, Discord) need nothing but SUBSCRIBE rakuda:realtime:orders."""
+    """A simple subscriber needs nothing but SUBSCRIBE rakuda:realtime:orders."""
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     pubsub = client.pubsub()
     try:

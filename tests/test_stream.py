@@ -96,7 +96,7 @@ def test_same_type_events_within_window_share_one_message(gateway, bus):
 
 
 def test_window_is_not_reset_by_a_continuous_stream(gateway, bus):
-    """Regression for the seed's starvation: a steady stream must still flush every window."""
+    """Regression for starvation: a steady stream must still flush every window."""
     sent_at = {}
     with stream(gateway, "?channels=inventory") as client:
         reader = ThreadPoolExecutor(1).submit(client.collect, 3.5)  # reads while we publish

@@ -1,4 +1,4 @@
-// The browser's side of the event stream (the seed's useRealtimeEvents), as a plain ES module:
+// The browser's side of the event stream, as a plain ES module:
 //
 //   import { RealtimeConnection, TabSharedConnection, QueryCache } from "/static/realtime.js";
 //   const rt = new TabSharedConnection(new RealtimeConnection({ getApiKey: () => key }));

@@ -1,4 +1,4 @@
-"""The seed system's sample deliveries (issue 3), and how to sign them."""
+"""Sample eBay and Joom deliveries, and how to sign them."""
 
 from __future__ import annotations
 

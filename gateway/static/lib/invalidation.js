@@ -1,4 +1,4 @@
-// Which cached queries an event type makes stale (the seed's TanStack Query link).
+// Which cached queries an event type makes stale (the link between the stream and the query cache).
 
 export const INVALIDATION_MAP = Object.freeze({
   INVENTORY_CHANGE: Object.freeze(["products", "inventory"]),
