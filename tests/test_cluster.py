@@ -207,6 +207,7 @@ def test_redis_connections_stay_few_however_many_clients(gateway: GatewayServer,
         first, _ = open_stream(gateway, channels="orders,inventory")
         stack.callback(first.close)
         time.sleep(0.5)  # let the reader and the reporter connect
+        with_one = len(_clients_on_db(admin, db))
 
         streams = [first]
         for _ in range(49):
@@ -225,10 +226,8 @@ def test_redis_connections_stay_few_however_many_clients(gateway: GatewayServer,
         bus.close()
 
         with_fifty = _clients_on_db(admin, db)
-        # No connection per client: the reader, the reporter and the shared command pool, which a
-        # burst of connects (auth-block refresh, stream limits) may widen up to its size, never past.
-        bound = settings.redis_command_pool_size + 3
-        assert len(with_fifty) <= bound, [(c["name"], c["cmd"], c["addr"]) for c in with_fifty]
+        assert len(with_fifty) <= 5, [(c["name"], c["cmd"], c["addr"]) for c in with_fifty]
+        assert len(with_fifty) <= with_one + 2
 
 
 def test_a_process_that_died_drops_out_of_the_totals(two_gateways):
