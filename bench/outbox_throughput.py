@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import time
-from dataclasses import replace
 
 import psycopg2
 import psycopg2.extras
@@ -81,7 +80,7 @@ def main() -> None:
     try:
         with fresh_schema(PG_URL) as (schema, url):
             upgrade(url)
-            settings = replace(Settings.from_env({}), redis_url=private.url, database_url=url)
+            settings = Settings.from_env({}).replace(redis_url=private.url, database_url=url)
             db = Database()
             db.initialize(url)
             bus = EventBus()

@@ -1,206 +1,197 @@
 """One settings object, read from the environment (and ``.env``), a default for every value.
 
-A wrong value raises :class:`ConfigError` naming the key, at start-up rather than at the
-first request that needs it.
+The model is a pydantic-settings ``BaseSettings``: each field names its environment variable,
+its type and its bounds. A wrong value raises :class:`ConfigError` naming the variable, at
+start-up rather than at the first request that needs it.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from dotenv import dotenv_values
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.constants import TYPE_CHANNELS
 from shared.exceptions import ConfigError
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
+
+def _blank_is_false(raw: object) -> object:
+    """An empty variable (``KEY=``) switches a flag off; other spellings are pydantic's."""
+    return False if isinstance(raw, str) and not raw.strip() else raw
 
 
-def _bool(key: str, raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ConfigError(key, f"expected true or false, got {raw!r}")
+def _lowercase(raw: object) -> object:
+    return raw.strip().lower() if isinstance(raw, str) else raw
 
 
-def _int(key: str, raw: str, minimum: int = 0) -> int:
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise ConfigError(key, f"expected an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(key, f"must be at least {minimum}, got {value}")
-    return value
+def _comma_list(raw: object) -> object:
+    """``"a, b,,c"`` → ("a", "b", "c"); a tuple or list passes through."""
+    if isinstance(raw, str):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
 
 
-def _float(key: str, raw: str) -> float:
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ConfigError(key, f"expected a number, got {raw!r}") from None
-    if value < 0:
-        raise ConfigError(key, f"must not be negative, got {value}")
-    return value
-
-
-def _list(_key: str, raw: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
-
-
-def _host_ports(key: str, raw: str) -> tuple[str, ...]:
-    entries = _list(key, raw)
-    for entry in entries:
-        host, sep, port = entry.rpartition(":")
+def _host_ports(raw: object) -> object:
+    entries = _comma_list(raw)
+    for entry in entries if isinstance(entries, tuple | list) else ():
+        host, sep, port = str(entry).rpartition(":")
         if not sep or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(key, f"expected host:port[,host:port...], got {entry!r}")
+            raise ValueError(f"expected host:port[,host:port...], got {entry!r}")
     return entries
 
 
-def _windows(key: str, raw: str) -> tuple[str, ...]:
+def _type_windows(raw: object) -> object:
     """``ORDER_RECEIVED:0,PRICE_CHANGE:2000`` → ("ORDER_RECEIVED:0", "PRICE_CHANGE:2000"), checked."""
+    entries = _comma_list(raw)
     out: dict[str, int] = {}
-    for part in _list(key, raw):
-        event_type, sep, ms = part.partition(":")
+    for part in entries if isinstance(entries, tuple | list) else ():
+        event_type, sep, ms = str(part).partition(":")
         event_type = event_type.strip().upper()
         if not sep or event_type not in TYPE_CHANNELS:
-            raise ConfigError(key, f"expected TYPE:ms pairs with TYPE one of {', '.join(TYPE_CHANNELS)}, got {part!r}")
-        out[event_type] = _int(key, ms)
+            raise ValueError(f"expected TYPE:ms pairs with TYPE one of {', '.join(TYPE_CHANNELS)}, got {part!r}")
+        if not ms.strip().isdigit():
+            raise ValueError(f"expected a whole number of ms, got {part!r}")
+        out[event_type] = int(ms)
     return tuple(f"{t}:{ms}" for t, ms in out.items())
 
 
-def _str(_key: str, raw: str) -> str:
-    return raw.strip()
+# NoDecode: a list arrives as "a,b,c", not as JSON.
+Flag = Annotated[bool, BeforeValidator(_blank_is_false)]
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_list)]
+HostPorts = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_host_ports)]
+TypeWindows = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_type_windows)]
+Environment = Annotated[Literal["development", "production"], BeforeValidator(_lowercase)]
+LogFormat = Annotated[Literal["text", "json"], BeforeValidator(_lowercase)]
+LogLevel = Annotated[Literal["debug", "info", "warning", "error", "critical"], BeforeValidator(_lowercase)]
 
 
-def _choice(key: str, raw: str, choices: tuple[str, ...] = ()) -> str:
-    value = raw.strip().lower()
-    if value not in choices:
-        raise ConfigError(key, f"expected one of {', '.join(choices)}, got {raw!r}")
-    return value
+def env(key: str, default: Any, **bounds: Any) -> Any:
+    """A field read from environment variable ``key`` (``ge=`` and friends bound it)."""
+    return Field(default, validation_alias=key, **bounds)
 
 
-def setting(env: str, default: Any, parse: Callable[..., Any] = _str, **kw: Any) -> Any:
-    """A dataclass field read from environment variable ``env``."""
-    return field(default=default, metadata={"env": env, "parse": parse, "kw": kw})
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", case_sensitive=True, populate_by_name=True,
+        str_strip_whitespace=True, env_file=".env", env_file_encoding="utf-8",
+    )
 
-
-@dataclass(frozen=True)
-class Settings:
     # --- Redis and the realtime stream ---
-    redis_url: str = setting("REDIS_URL", "redis://127.0.0.1:6379/0")
-    redis_sentinels: tuple[str, ...] = setting("REDIS_SENTINELS", (), _host_ports)
-    redis_sentinel_master: str = setting("REDIS_SENTINEL_MASTER", "")
-    realtime_enabled: bool = setting("REALTIME_ENABLED", True, _bool)
-    heartbeat_interval_ms: int = setting("SSE_HEARTBEAT_INTERVAL", 30000, _int, minimum=10)
-    debounce_window_ms: int = setting("SSE_DEBOUNCE_WINDOW", 500, _int)
-    debounce_window_overrides: tuple[str, ...] = setting("SSE_DEBOUNCE_WINDOWS", ("ORDER_RECEIVED:0",), _windows)
-    batch_max_events: int = setting("SSE_BATCH_MAX_EVENTS", 100, _int, minimum=1)
-    retry_ms: int = setting("SSE_RETRY", 3000, _int, minimum=0)
-    retry_spread_ms: int = setting("SSE_RETRY_SPREAD", 3000, _int)
-    resumes_at_once: int = setting("SSE_RESUMES_AT_ONCE", 64, _int, minimum=1)
-    send_timeout_ms: int = setting("SSE_SEND_TIMEOUT", 10000, _int, minimum=1)
-    client_buffer_bytes: int = setting("SSE_CLIENT_BUFFER", 1048576, _int, minimum=1024)
-    max_connections: int = setting("SSE_MAX_CONNECTIONS", 18000, _int, minimum=1)
-    history_max_events: int = setting("REALTIME_HISTORY_MAX", 100000, _int, minimum=1)
-    history_max_age_s: int = setting("REALTIME_HISTORY_MAX_AGE", 86400, _int, minimum=1)
-    report_interval_s: float = setting("REALTIME_REPORT_INTERVAL", 1.0, _float)
-    recent_max_events: int = setting("REALTIME_RECENT_MAX_EVENTS", 20000, _int)
-    recent_max_age_s: int = setting("REALTIME_RECENT_MAX_AGE", 600, _int)
-    history_connections: int = setting("REALTIME_HISTORY_CONNECTIONS", 4, _int, minimum=1)
-    redis_command_pool_size: int = setting("REDIS_COMMAND_POOL_SIZE", 20, _int, minimum=1)
-    redis_command_pool_wait_s: float = setting("REDIS_COMMAND_POOL_WAIT", 5.0, _float)
-    stats_retention_days: int = setting("REALTIME_STATS_RETENTION_DAYS", 30, _int, minimum=1)
+    redis_url: str = env("REDIS_URL", "redis://127.0.0.1:6379/0")
+    redis_sentinels: HostPorts = env("REDIS_SENTINELS", ())
+    redis_sentinel_master: str = env("REDIS_SENTINEL_MASTER", "")
+    realtime_enabled: Flag = env("REALTIME_ENABLED", True)
+    heartbeat_interval_ms: int = env("SSE_HEARTBEAT_INTERVAL", 30000, ge=10)
+    debounce_window_ms: int = env("SSE_DEBOUNCE_WINDOW", 500, ge=0)
+    debounce_window_overrides: TypeWindows = env("SSE_DEBOUNCE_WINDOWS", ("ORDER_RECEIVED:0",))
+    batch_max_events: int = env("SSE_BATCH_MAX_EVENTS", 100, ge=1)
+    retry_ms: int = env("SSE_RETRY", 3000, ge=0)
+    retry_spread_ms: int = env("SSE_RETRY_SPREAD", 3000, ge=0)
+    resumes_at_once: int = env("SSE_RESUMES_AT_ONCE", 64, ge=1)
+    send_timeout_ms: int = env("SSE_SEND_TIMEOUT", 10000, ge=1)
+    client_buffer_bytes: int = env("SSE_CLIENT_BUFFER", 1048576, ge=1024)
+    max_connections: int = env("SSE_MAX_CONNECTIONS", 18000, ge=1)
+    history_max_events: int = env("REALTIME_HISTORY_MAX", 100000, ge=1)
+    history_max_age_s: int = env("REALTIME_HISTORY_MAX_AGE", 86400, ge=1)
+    report_interval_s: float = env("REALTIME_REPORT_INTERVAL", 1.0, ge=0)
+    recent_max_events: int = env("REALTIME_RECENT_MAX_EVENTS", 20000, ge=0)
+    recent_max_age_s: int = env("REALTIME_RECENT_MAX_AGE", 600, ge=0)
+    history_connections: int = env("REALTIME_HISTORY_CONNECTIONS", 4, ge=1)
+    redis_command_pool_size: int = env("REDIS_COMMAND_POOL_SIZE", 20, ge=1)
+    redis_command_pool_wait_s: float = env("REDIS_COMMAND_POOL_WAIT", 5.0, ge=0)
+    stats_retention_days: int = env("REALTIME_STATS_RETENTION_DAYS", 30, ge=1)
     # --- Deployment ---
-    rakuda_env: str = setting("RAKUDA_ENV", "development", _choice, choices=("development", "production"))
+    rakuda_env: Environment = env("RAKUDA_ENV", "development")
     # --- Auth ---
-    api_keys: tuple[str, ...] = setting("API_KEYS", (), _list)
-    secret_key: str = setting("SECRET_KEY", "")
-    token_ttl_s: int = setting("REALTIME_TOKEN_TTL", 900, _int, minimum=1)
-    auth_max_failures: int = setting("AUTH_MAX_FAILURES", 5, _int, minimum=1)
-    auth_block_s: int = setting("AUTH_BLOCK_SECONDS", 900, _int, minimum=1)
-    trusted_proxies: int = setting("TRUSTED_PROXIES", 0, _int)
+    api_keys: CommaList = env("API_KEYS", ())
+    secret_key: str = env("SECRET_KEY", "")
+    token_ttl_s: int = env("REALTIME_TOKEN_TTL", 900, ge=1)
+    auth_max_failures: int = env("AUTH_MAX_FAILURES", 5, ge=1)
+    auth_block_s: int = env("AUTH_BLOCK_SECONDS", 900, ge=1)
+    trusted_proxies: int = env("TRUSTED_PROXIES", 0, ge=0)
     # --- Roles and abuse limits ---
-    admin_api_keys: tuple[str, ...] = setting("ADMIN_API_KEYS", (), _list)
-    replay_max_events: int = setting("REALTIME_REPLAY_MAX_EVENTS", 10000, _int, minimum=1)
-    max_streams_per_key: int = setting("SSE_MAX_STREAMS_PER_KEY", 1000, _int, minimum=1)
-    max_streams_per_address: int = setting("SSE_MAX_STREAMS_PER_ADDRESS", 100, _int, minimum=1)
-    new_streams_rate: float = setting("SSE_NEW_STREAMS_PER_ADDRESS_RATE", 10.0, _float)
-    new_streams_burst: int = setting("SSE_NEW_STREAMS_PER_ADDRESS_BURST", 100, _int, minimum=1)
-    auth_first_block_s: int = setting("AUTH_FIRST_BLOCK_SECONDS", 15, _int, minimum=1)
-    auth_max_tracked: int = setting("AUTH_MAX_TRACKED_ADDRESSES", 100000, _int, minimum=1)
+    admin_api_keys: CommaList = env("ADMIN_API_KEYS", ())
+    replay_max_events: int = env("REALTIME_REPLAY_MAX_EVENTS", 10000, ge=1)
+    max_streams_per_key: int = env("SSE_MAX_STREAMS_PER_KEY", 1000, ge=1)
+    max_streams_per_address: int = env("SSE_MAX_STREAMS_PER_ADDRESS", 100, ge=1)
+    new_streams_rate: float = env("SSE_NEW_STREAMS_PER_ADDRESS_RATE", 10.0, ge=0)
+    new_streams_burst: int = env("SSE_NEW_STREAMS_PER_ADDRESS_BURST", 100, ge=1)
+    auth_first_block_s: int = env("AUTH_FIRST_BLOCK_SECONDS", 15, ge=1)
+    auth_max_tracked: int = env("AUTH_MAX_TRACKED_ADDRESSES", 100000, ge=1)
     # --- Logs ---
-    log_format: str = setting("LOG_FORMAT", "text", _choice, choices=("text", "json"))
-    log_level: str = setting("LOG_LEVEL", "info", _choice,
-                             choices=("debug", "info", "warning", "error", "critical"))
+    log_format: LogFormat = env("LOG_FORMAT", "text")
+    log_level: LogLevel = env("LOG_LEVEL", "info")
     # --- Database, Celery, webhooks, pricing (the task pipeline) ---
-    database_url: str = setting("DATABASE_URL", "sqlite:///rakuda.db")
-    celery_broker_url: str = setting("CELERY_BROKER_URL", "")
-    ebay_webhook_secret: str = setting("EBAY_WEBHOOK_SECRET", "")
-    ebay_verification_token: str = setting("EBAY_VERIFICATION_TOKEN", "")
-    ebay_webhook_endpoint: str = setting("EBAY_WEBHOOK_ENDPOINT", "")
-    joom_webhook_secret: str = setting("JOOM_WEBHOOK_SECRET", "")
-    webhook_max_bytes: int = setting("WEBHOOK_MAX_BYTES", 262144, _int, minimum=1)
-    price_change_threshold_percent: float = setting("PRICE_CHANGE_THRESHOLD_PERCENT", 10.0, _float)
+    database_url: str = env("DATABASE_URL", "sqlite:///rakuda.db")
+    celery_broker_url: str = env("CELERY_BROKER_URL", "")
+    ebay_webhook_secret: str = env("EBAY_WEBHOOK_SECRET", "")
+    ebay_verification_token: str = env("EBAY_VERIFICATION_TOKEN", "")
+    ebay_webhook_endpoint: str = env("EBAY_WEBHOOK_ENDPOINT", "")
+    joom_webhook_secret: str = env("JOOM_WEBHOOK_SECRET", "")
+    webhook_max_bytes: int = env("WEBHOOK_MAX_BYTES", 262144, ge=1)
+    price_change_threshold_percent: float = env("PRICE_CHANGE_THRESHOLD_PERCENT", 10.0, ge=0)
     # --- Beat intervals (seconds) and task tuning ---
-    inventory_check_interval_s: float = setting("INVENTORY_CHECK_INTERVAL", 60.0, _float)
-    inventory_recheck_after_s: float = setting("INVENTORY_RECHECK_AFTER", 3600.0, _float)
-    inventory_batch_size: int = setting("INVENTORY_BATCH_SIZE", 50, _int, minimum=1)
-    price_sync_interval_s: float = setting("PRICE_SYNC_INTERVAL", 300.0, _float)
-    price_sync_batch_size: int = setting("PRICE_SYNC_BATCH_SIZE", 100, _int, minimum=1)
-    outbox_relay_interval_s: float = setting("OUTBOX_RELAY_INTERVAL", 5.0, _float)
-    webhook_sweep_interval_s: float = setting("WEBHOOK_SWEEP_INTERVAL", 30.0, _float)
-    webhook_sweep_after_s: float = setting("WEBHOOK_SWEEP_AFTER", 30.0, _float)
-    webhook_orphan_after_s: float = setting("WEBHOOK_ORPHAN_AFTER", 3600.0, _float)
-    demo_orders_interval_s: float = setting("DEMO_ORDERS_INTERVAL", 0.0, _float)
-    celery_visibility_timeout_s: int = setting("CELERY_VISIBILITY_TIMEOUT", 3600, _int, minimum=1)
-    beat_lock_ttl_s: float = setting("BEAT_LOCK_TTL", 30.0, _float)
-    task_max_retries: int = setting("TASK_MAX_RETRIES", 5, _int)
-    task_retry_backoff_s: float = setting("TASK_RETRY_BACKOFF", 2.0, _float)
-    task_retry_backoff_max_s: float = setting("TASK_RETRY_BACKOFF_MAX", 300.0, _float)
+    inventory_check_interval_s: float = env("INVENTORY_CHECK_INTERVAL", 60.0, ge=0)
+    inventory_recheck_after_s: float = env("INVENTORY_RECHECK_AFTER", 3600.0, ge=0)
+    inventory_batch_size: int = env("INVENTORY_BATCH_SIZE", 50, ge=1)
+    price_sync_interval_s: float = env("PRICE_SYNC_INTERVAL", 300.0, ge=0)
+    price_sync_batch_size: int = env("PRICE_SYNC_BATCH_SIZE", 100, ge=1)
+    outbox_relay_interval_s: float = env("OUTBOX_RELAY_INTERVAL", 5.0, ge=0)
+    webhook_sweep_interval_s: float = env("WEBHOOK_SWEEP_INTERVAL", 30.0, ge=0)
+    webhook_sweep_after_s: float = env("WEBHOOK_SWEEP_AFTER", 30.0, ge=0)
+    webhook_orphan_after_s: float = env("WEBHOOK_ORPHAN_AFTER", 3600.0, ge=0)
+    demo_orders_interval_s: float = env("DEMO_ORDERS_INTERVAL", 0.0, ge=0)
+    celery_visibility_timeout_s: int = env("CELERY_VISIBILITY_TIMEOUT", 3600, ge=1)
+    beat_lock_ttl_s: float = env("BEAT_LOCK_TTL", 30.0, ge=0)
+    task_max_retries: int = env("TASK_MAX_RETRIES", 5, ge=0)
+    task_retry_backoff_s: float = env("TASK_RETRY_BACKOFF", 2.0, ge=0)
+    task_retry_backoff_max_s: float = env("TASK_RETRY_BACKOFF_MAX", 300.0, ge=0)
     # --- Supplier and marketplace clients (empty URL: the seeded sandbox simulator) ---
-    supplier_api_url: str = setting("SUPPLIER_API_URL", "")
-    marketplace_api_url: str = setting("MARKETPLACE_API_URL", "")
-    client_timeout_s: float = setting("CLIENT_TIMEOUT", 10.0, _float)
-    sandbox_seed: int = setting("SANDBOX_SEED", 27, _int)
+    supplier_api_url: str = env("SUPPLIER_API_URL", "")
+    marketplace_api_url: str = env("MARKETPLACE_API_URL", "")
+    client_timeout_s: float = env("CLIENT_TIMEOUT", 10.0, ge=0)
+    sandbox_seed: int = env("SANDBOX_SEED", 27, ge=0)
     # --- Durable consumers and the notifier ---
-    consumer_claim_after_s: float = setting("CONSUMER_CLAIM_AFTER", 60.0, _float)
-    consumer_max_deliveries: int = setting("CONSUMER_MAX_DELIVERIES", 5, _int, minimum=1)
-    notify_events: tuple[str, ...] = setting("NOTIFY_EVENTS", ("ORDER_RECEIVED", "INVENTORY_CHANGE"), _list)
-    notify_rules_file: str = setting("NOTIFY_RULES_FILE", "")
-    notify_price_change_percent: float = setting("NOTIFY_PRICE_CHANGE_PERCENT", 20.0, _float)
-    notify_max_attempts: int = setting("NOTIFY_MAX_ATTEMPTS", 6, _int, minimum=1)
-    notify_backoff_s: float = setting("NOTIFY_BACKOFF", 1.0, _float)
-    notify_backoff_max_s: float = setting("NOTIFY_BACKOFF_MAX", 60.0, _float)
-    notify_timeout_s: float = setting("NOTIFY_TIMEOUT", 10.0, _float)
-    notify_batch_window_s: float = setting("NOTIFY_BATCH_WINDOW", 10.0, _float)
-    notify_sent_ttl_s: int = setting("NOTIFY_SENT_TTL", 7 * 86400, _int, minimum=1)
-    notify_dashboard_url: str = setting("NOTIFY_DASHBOARD_URL", "http://127.0.0.1:5000")
-    notify_discord_webhook_url: str = setting("NOTIFY_DISCORD_WEBHOOK_URL", "")
-    notify_line_channel_token: str = setting("NOTIFY_LINE_CHANNEL_TOKEN", "")
-    notify_line_to: str = setting("NOTIFY_LINE_TO", "")
-    line_api_url: str = setting("LINE_API_URL", "https://api.line.me")
-    notify_webhook_url: str = setting("NOTIFY_WEBHOOK_URL", "")
-    notify_webhook_secret: str = setting("NOTIFY_WEBHOOK_SECRET", "")
-    notify_escalation_discord_webhook_url: str = setting("NOTIFY_ESCALATION_DISCORD_WEBHOOK_URL", "")
-    notify_escalation_line_channel_token: str = setting("NOTIFY_ESCALATION_LINE_CHANNEL_TOKEN", "")
-    notify_escalation_line_to: str = setting("NOTIFY_ESCALATION_LINE_TO", "")
-    notify_escalation_webhook_url: str = setting("NOTIFY_ESCALATION_WEBHOOK_URL", "")
-    notify_escalation_webhook_secret: str = setting("NOTIFY_ESCALATION_WEBHOOK_SECRET", "")
-    order_ack_escalate_after: float = setting("ORDER_ACK_ESCALATE_AFTER", 30.0, _float)
-    order_ack_minute_s: float = setting("ORDER_ACK_MINUTE_SECONDS", 60.0, _float)
+    consumer_claim_after_s: float = env("CONSUMER_CLAIM_AFTER", 60.0, ge=0)
+    consumer_max_deliveries: int = env("CONSUMER_MAX_DELIVERIES", 5, ge=1)
+    notify_events: CommaList = env("NOTIFY_EVENTS", ("ORDER_RECEIVED", "INVENTORY_CHANGE"))
+    notify_rules_file: str = env("NOTIFY_RULES_FILE", "")
+    notify_price_change_percent: float = env("NOTIFY_PRICE_CHANGE_PERCENT", 20.0, ge=0)
+    notify_max_attempts: int = env("NOTIFY_MAX_ATTEMPTS", 6, ge=1)
+    notify_backoff_s: float = env("NOTIFY_BACKOFF", 1.0, ge=0)
+    notify_backoff_max_s: float = env("NOTIFY_BACKOFF_MAX", 60.0, ge=0)
+    notify_timeout_s: float = env("NOTIFY_TIMEOUT", 10.0, ge=0)
+    notify_batch_window_s: float = env("NOTIFY_BATCH_WINDOW", 10.0, ge=0)
+    notify_sent_ttl_s: int = env("NOTIFY_SENT_TTL", 7 * 86400, ge=1)
+    notify_dashboard_url: str = env("NOTIFY_DASHBOARD_URL", "http://127.0.0.1:5000")
+    notify_discord_webhook_url: str = env("NOTIFY_DISCORD_WEBHOOK_URL", "")
+    notify_line_channel_token: str = env("NOTIFY_LINE_CHANNEL_TOKEN", "")
+    notify_line_to: str = env("NOTIFY_LINE_TO", "")
+    line_api_url: str = env("LINE_API_URL", "https://api.line.me")
+    notify_webhook_url: str = env("NOTIFY_WEBHOOK_URL", "")
+    notify_webhook_secret: str = env("NOTIFY_WEBHOOK_SECRET", "")
+    notify_escalation_discord_webhook_url: str = env("NOTIFY_ESCALATION_DISCORD_WEBHOOK_URL", "")
+    notify_escalation_line_channel_token: str = env("NOTIFY_ESCALATION_LINE_CHANNEL_TOKEN", "")
+    notify_escalation_line_to: str = env("NOTIFY_ESCALATION_LINE_TO", "")
+    notify_escalation_webhook_url: str = env("NOTIFY_ESCALATION_WEBHOOK_URL", "")
+    notify_escalation_webhook_secret: str = env("NOTIFY_ESCALATION_WEBHOOK_SECRET", "")
+    order_ack_escalate_after: float = env("ORDER_ACK_ESCALATE_AFTER", 30.0, ge=0)
+    order_ack_minute_s: float = env("ORDER_ACK_MINUTE_SECONDS", 60.0, ge=0)
 
     # --- Exchange rate (empty URL: the sandbox's rates) ---
-    fx_rate_url: str = setting("FX_RATE_URL", "")
-    fx_rate_interval_s: float = setting("FX_RATE_INTERVAL", 3600.0, _float)
-    fx_reprice_threshold_percent: float = setting("FX_REPRICE_THRESHOLD_PERCENT", 1.0, _float)
+    fx_rate_url: str = env("FX_RATE_URL", "")
+    fx_rate_interval_s: float = env("FX_RATE_INTERVAL", 3600.0, ge=0)
+    fx_reprice_threshold_percent: float = env("FX_REPRICE_THRESHOLD_PERCENT", 1.0, ge=0)
 
-    def __post_init__(self) -> None:
+
+    @model_validator(mode="after")
+    def _sentinels_need_a_master(self) -> Settings:
         if self.redis_sentinels and not self.redis_sentinel_master:
-            raise ConfigError("REDIS_SENTINEL_MASTER", "REDIS_SENTINELS is set: name the monitored primary too")
+            raise ValueError("REDIS_SENTINEL_MASTER: REDIS_SENTINELS is set: name the monitored primary too")
+        return self
 
     @property
     def broker_url(self) -> str:
@@ -216,56 +207,63 @@ class Settings:
         return windows
 
     @classmethod
+    def env_keys(cls) -> dict[str, str]:
+        """Field name → environment variable, for every setting."""
+        return {name: str(f.validation_alias) for name, f in cls.model_fields.items()}
+
+    @classmethod
     def from_env(
         cls, environ: Mapping[str, str] | None = None, env_file: str | None = ".env", **overrides: Any
     ) -> Settings:
-        """Settings from ``environ`` (default: os.environ over ``env_file``), then ``overrides``."""
-        if environ is None:
-            merged = dict(read_env_file(env_file)) if env_file else {}
-            merged.update(os.environ)
-        else:
-            merged = dict(environ)
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            key = f.metadata["env"]
-            if key in merged:
-                values[f.name] = f.metadata["parse"](key, merged[key], **f.metadata["kw"])
-        values.update(overrides)
-        return cls(**values)
+        """Settings from ``environ`` (default: os.environ over ``env_file``), then ``overrides`` (by field name)."""
+        keys = cls.env_keys()
+        unknown = set(overrides) - set(keys)
+        if unknown:
+            raise TypeError(f"not settings: {', '.join(sorted(unknown))}")
+        try:
+            if environ is None:
+                base = cls(_env_file=env_file)
+                if not overrides:
+                    return base
+                environ = base.env_items()
+            values: dict[str, Any] = {k: v for k, v in environ.items() if k in keys.values()}
+            values.update({keys[name]: value for name, value in overrides.items()})
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise _named(exc) from None
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` (by field name), validated like everything else."""
+        return self.from_env(self.env_items(), **changes)
 
     def env_items(self) -> dict[str, str]:
         """These settings as environment variables (for starting a subprocess with them)."""
         out = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name, key in self.env_keys().items():
+            value = getattr(self, name)
             if isinstance(value, bool):
                 value = "true" if value else "false"
             elif isinstance(value, tuple):
                 value = ",".join(value)
-            out[f.metadata["env"]] = str(value)
+            out[key] = str(value)
         return out
 
 
+def _named(exc: ValidationError) -> ConfigError:
+    """The first error of a validation as a ConfigError naming its environment variable."""
+    error = exc.errors()[0]
+    message = error["msg"].removeprefix("Value error, ")
+    key = str(error["loc"][0]) if error["loc"] else message.partition(":")[0]
+    if not error["loc"]:
+        message = message.partition(": ")[2]
+    elif "input" in error:
+        message = f"{message}, got {error['input']!r}"
+    return ConfigError(key, message)
+
+
 def read_env_file(path: str) -> dict[str, str]:
-    """KEY=VALUE lines of a ``.env`` file; comments and blank lines are skipped; missing file: {}."""
-    values: dict[str, str] = {}
-    try:
-        with open(path, encoding="utf-8") as fh:
-            lines = fh.readlines()
-    except FileNotFoundError:
-        return values
-    for number, line in enumerate(lines, 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        key, sep, value = line.partition("=")
-        if not sep:
-            raise ConfigError(key, f"{path}:{number} is not KEY=VALUE")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip().removeprefix("export ").strip()] = value
-    return values
+    """KEY=VALUE lines of a ``.env`` file (python-dotenv's reading); a missing file: {}."""
+    return {key: value or "" for key, value in dotenv_values(path).items()}
 
 
 _current: Settings | None = None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -299,7 +298,7 @@ def _script_calls(client: redis.Redis) -> int:
 
 def test_publish_many_is_one_round_trip_per_chunk(private_redis: RedisServer, settings: Settings):
     bus = EventBus()
-    bus.initialize(dataclasses.replace(settings, redis_url=private_redis.url))
+    bus.initialize(settings.replace(redis_url=private_redis.url))
     admin = redis.Redis.from_url(private_redis.url, decode_responses=True)
     try:
         bus.publish(ORDERS, order(unique()))  # loads the script
@@ -352,7 +351,7 @@ def test_close_releases_the_redis_connections(settings: Settings, redis_url: str
 
 def test_publish_with_redis_down_raises_publish_error(settings: Settings):
     bus = EventBus()
-    bus.initialize(dataclasses.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    bus.initialize(settings.replace(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
     try:
         with pytest.raises(PublishError) as caught:
             bus.publish(ORDERS, order(unique()))
@@ -367,7 +366,7 @@ def test_disabled_realtime_publishes_nothing_and_logs_it(
     settings: Settings, redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
 ):
     bus = EventBus()
-    bus.initialize(dataclasses.replace(settings, realtime_enabled=False))
+    bus.initialize(settings.replace(realtime_enabled=False))
     try:
         with caplog.at_level(logging.INFO, logger="shared.event_bus"):
             assert bus.publish(ORDERS, order(unique())) is None
@@ -383,7 +382,7 @@ def test_disabled_realtime_publishes_nothing_and_logs_it(
 
 def test_disabled_realtime_still_refuses_invalid_events(settings: Settings):
     bus = EventBus()
-    bus.initialize(dataclasses.replace(settings, realtime_enabled=False))
+    bus.initialize(settings.replace(realtime_enabled=False))
     try:
         with pytest.raises(InvalidEventError):
             bus.publish(ORDERS, _valid(action="archived"))

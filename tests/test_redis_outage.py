@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 import time
 import uuid
@@ -43,7 +42,7 @@ def publisher(settings: Settings, url: str) -> EventBus:
     """A bus on ``url`` whose connections carry a name, so that the test can spare them."""
     bus = EventBus()
     bus.initialize(
-        dataclasses.replace(settings, redis_url=url), client=redis.Redis.from_url(url, client_name=PUBLISHER)
+        settings.replace(redis_url=url), client=redis.Redis.from_url(url, client_name=PUBLISHER)
     )
     return bus
 

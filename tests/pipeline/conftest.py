@@ -6,7 +6,6 @@ test's own Redis database: a real reader of exactly what was published.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -73,8 +72,7 @@ def database_url() -> Iterator[str]:
 @pytest.fixture
 def pipeline_settings(settings: Settings, database_url: str) -> Settings:
     """Test settings plus the pipeline's: this test's schema, quick retries, no beat."""
-    return dataclasses.replace(
-        settings, database_url=database_url, task_max_retries=2, task_retry_backoff_s=0.05,
+    return settings.replace(database_url=database_url, task_max_retries=2, task_retry_backoff_s=0.05,
         task_retry_backoff_max_s=0.2, client_timeout_s=2.0,
         joom_webhook_secret="joom-test-secret", ebay_webhook_secret="ebay-test-secret",
         ebay_verification_token="ebay-token-0123456789", ebay_webhook_endpoint="https://rakuda.example/api/webhooks/ebay",
@@ -105,7 +103,7 @@ def marketplace() -> Iterator[FakeMarketplace]:
 @pytest.fixture
 def app_settings(migrated: Settings, supplier: FakeSupplier, marketplace: FakeMarketplace) -> Settings:
     """Settings whose clients talk to this test's fake supplier and marketplace servers."""
-    return dataclasses.replace(migrated, supplier_api_url=supplier.url, marketplace_api_url=marketplace.url)
+    return migrated.replace(supplier_api_url=supplier.url, marketplace_api_url=marketplace.url)
 
 
 @pytest.fixture

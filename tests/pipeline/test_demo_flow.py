@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import pytest
@@ -21,7 +20,7 @@ DEMO_ENV = {"INVENTORY_CHECK_INTERVAL": "1", "INVENTORY_RECHECK_AFTER": "3", "PR
 
 
 def test_seeded_demo_with_worker_and_beat_emits_all_four_event_types(migrated: Settings, bus_redis):
-    sandbox = dataclasses.replace(migrated, supplier_api_url="", marketplace_api_url="")
+    sandbox = migrated.replace(supplier_api_url="", marketplace_api_url="")
     rt = Runtime(sandbox)
     try:
         seed_catalogue(rt, products=60, orders=3)

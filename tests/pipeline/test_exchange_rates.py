@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from decimal import Decimal
 from typing import Any
 
@@ -41,7 +40,7 @@ def stored_rates(runtime) -> list[Decimal]:
 def test_a_rate_move_past_the_threshold_reprices_and_emits_price_change(runtime, celery_app, worker, catalogue,
                                                                         rates, bus_redis):
     catalogue(1, price_jpy=10000, weight=500)  # rate 0.0067 stored; listings at 100.00
-    runtime.settings = dataclasses.replace(runtime.settings, fx_rate_url=rates.url,
+    runtime.settings = runtime.settings.replace(fx_rate_url=rates.url,
                                            fx_reprice_threshold_percent=2.0)
     # first bring the listings to the formula's prices at the current rate
     celery_app.send_task(task_names.PRICE_SYNC)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import redis
 from sqlalchemy import select
@@ -78,7 +76,7 @@ def test_events_of_one_commit_go_out_in_one_publish_many_per_channel(runtime: Ru
 def test_redis_down_at_commit_event_arrives_after_redis_returns(app_settings: Settings) -> None:
     """The change commits while Redis is down; the relay task publishes the event once Redis is back."""
     bus_server = RedisServer().start()
-    settings = dataclasses.replace(app_settings, redis_url=bus_server.url, celery_broker_url=app_settings.redis_url)
+    settings = app_settings.replace(redis_url=bus_server.url, celery_broker_url=app_settings.redis_url)
     rt = Runtime(settings)
     app = create_celery(settings, runtime=rt)
     try:

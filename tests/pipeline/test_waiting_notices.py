@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 from sqlalchemy import select
@@ -50,13 +49,13 @@ def test_notices_before_the_creation_wait_and_apply_when_it_arrives(runtime, wor
 def test_the_sweep_retries_waiting_notices_and_fails_orphans_with_the_reason(runtime, celery_app, worker, http):
     assert post_joom(http, {"event": "order.paid", "order": {"id": "JO-404"}}).status_code == 202
     wait_for(lambda: deliveries(runtime)[0].attempts == 1, what="the first try")
-    runtime.settings = dataclasses.replace(runtime.settings, webhook_sweep_after_s=0.0)
+    runtime.settings = runtime.settings.replace(webhook_sweep_after_s=0.0)
     celery_app.send_task(task_names.WEBHOOK_SWEEP)
     wait_for(lambda: deliveries(runtime)[0].attempts == 2, what="the sweep's retry")
     assert deliveries(runtime)[0].status == WebhookStatus.PENDING  # still waiting, not failed
 
     time.sleep(0.2)
-    runtime.settings = dataclasses.replace(runtime.settings, webhook_orphan_after_s=0.1)
+    runtime.settings = runtime.settings.replace(webhook_orphan_after_s=0.1)
     celery_app.send_task(task_names.WEBHOOK_SWEEP)
     (orphan,) = wait_for(lambda: [d for d in deliveries(runtime) if d.status == WebhookStatus.FAILED],
                          what="the orphan failed")

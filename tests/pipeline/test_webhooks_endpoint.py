@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import time
 
@@ -166,7 +165,7 @@ def test_admin_routes_require_the_api_key(http, runtime, worker, bus_redis):
 
 def test_failed_delivery_can_be_listed_and_retried_with_the_key(http, runtime, worker):
     # a status change for an order never created in time (an orphan): stored, then FAILED with the reason
-    runtime.settings = dataclasses.replace(runtime.settings, webhook_orphan_after_s=0.0)
+    runtime.settings = runtime.settings.replace(webhook_orphan_after_s=0.0)
     assert post_joom(http, {"event": "order.paid", "order": {"id": "JO-404"}}).status_code == 202
     wait_for(lambda: [e for e in _events(runtime) if e.status == WebhookStatus.FAILED])
     key = {"X-API-Key": "test-key"}
@@ -186,7 +185,7 @@ def test_broker_down_at_receive_delivery_is_kept_and_the_sweep_applies_it(app_se
     from gateway.webhooks import webhooks_bp
     from tests.servers import free_port
 
-    down = dataclasses.replace(app_settings, celery_broker_url=f"redis://127.0.0.1:{free_port()}/0")
+    down = app_settings.replace(celery_broker_url=f"redis://127.0.0.1:{free_port()}/0")
     app = create_app(down)
     if "webhooks" not in app.blueprints:
         app.register_blueprint(webhooks_bp)
@@ -201,7 +200,7 @@ def test_broker_down_at_receive_delivery_is_kept_and_the_sweep_applies_it(app_se
         app.extensions["rakuda_task_client"].close()
         app.extensions["rakuda_redis"].close()
 
-    runtime.settings = dataclasses.replace(runtime.settings, webhook_sweep_after_s=0.0)
+    runtime.settings = runtime.settings.replace(webhook_sweep_after_s=0.0)
     with start_worker(celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
         celery_app.send_task(task_names.WEBHOOK_SWEEP)
         wait_for(lambda: published_events(bus_redis, "ORDER_RECEIVED"), what="the swept delivery applied")
