@@ -30,12 +30,20 @@ ensure_redis() {  # port
 
 ensure_postgres() {
   if port_open 127.0.0.1 5432; then return 0; fi
+  local installed=""
   if ! ls /etc/postgresql >/dev/null 2>&1; then
     echo "installing PostgreSQL (apt)" >&2
+    apt-get update -q >&2   # a fresh machine may have empty package lists
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >&2
+    installed=yes
   fi
   local version; version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  if [ -n "$installed" ]; then  # a cluster made here, for tests only: trust local TCP connections
+    sed -i -E 's/^(host\s+all\s+all\s+(127\.0\.0\.1\/32|::1\/128)\s+)\S+/\1trust/' \
+      "/etc/postgresql/$version/main/pg_hba.conf"
+  fi
   pg_ctlcluster --skip-systemctl-redirect "$version" main start >&2 || true
+  [ -z "$installed" ] || pg_ctlcluster --skip-systemctl-redirect "$version" main reload >&2 || true
   for _ in $(seq 100); do port_open 127.0.0.1 5432 && break; sleep 0.1; done
   port_open 127.0.0.1 5432 || { echo "PostgreSQL did not start" >&2; return 1; }
   # trust auth on 127.0.0.1 and a `test` database, as on the machines CI uses
