@@ -144,7 +144,7 @@ def price_change_json(h: PriceHistory) -> dict[str, Any]:
 
 
 def order_json(o: Order, with_lines: bool = False) -> dict[str, Any]:
-    body = {
+    body: dict[str, Any] = {
         "id": o.id, "marketplace": o.marketplace.value, "marketplaceOrderId": o.marketplace_order_id,
         "buyerName": o.buyer_name, "subtotal": _money(o.subtotal), "shippingCost": _money(o.shipping_cost),
         "tax": _money(o.tax), "total": _money(o.total), "currency": o.currency, "status": o.status.value,
@@ -161,7 +161,7 @@ def order_json(o: Order, with_lines: bool = False) -> dict[str, Any]:
 
 
 # --- helpers ---
-def paginated(session: Session, query: Select, shape: Callable[[Any], dict[str, Any]]) -> Response:
+def paginated(session: Session, query: Select[Any], shape: Callable[[Any], dict[str, Any]]) -> Response:
     limit = int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
     offset = int_arg("offset", 0, 0)
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
@@ -183,7 +183,7 @@ def one(session: Session, model: type, raw_id: str, what: str, *options: Any) ->
 
 
 # --- routes ---
-def products_query() -> Select:
+def products_query() -> Select[Any]:
     """Products in id order, ``?available=true|false`` to filter (products and inventory share it)."""
     query = select(Product).order_by(Product.id)
     available = bool_arg("available")

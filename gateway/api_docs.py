@@ -43,7 +43,8 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
                     "description": "a token from POST /api/realtime/token (browsers' EventSource)"},
     "StreamCookie": {"type": "apiKey", "in": "cookie", "name": TOKEN_COOKIE},
 }
-_CONVERTER_TYPES = {"IntegerConverter": {"type": "integer", "minimum": 0}, "FloatConverter": {"type": "number"}}
+_CONVERTER_TYPES: dict[str, dict[str, Any]] = {
+    "IntegerConverter": {"type": "integer", "minimum": 0}, "FloatConverter": {"type": "number"}}
 
 
 def build_spec(app: Flask) -> dict[str, Any]:

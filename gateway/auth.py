@@ -170,7 +170,8 @@ class Authenticator:
 
 
 def get_auth() -> Authenticator:
-    return current_app.extensions["rakuda_auth"]
+    auth: Authenticator = current_app.extensions["rakuda_auth"]
+    return auth
 
 
 def require_api_key(view: F) -> F:

@@ -5,6 +5,7 @@
 
 import os
 import resource
+from typing import Any
 
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
 # gevent, plus a fair share of new connections between workers (gateway/accept_balance.py).
@@ -33,7 +34,7 @@ if os.environ.get("LOG_FORMAT", "text").strip().lower() == "json":
     access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms %({x-request-id}o)s'
 
 
-def on_starting(server):
+def on_starting(server: Any) -> None:
     # RAKUDA_ENV=production: refuse weak secrets and keys before any worker starts (one line, exit 1).
     from shared.config import Settings
     from shared.production import refuse_to_start_if_unsafe
@@ -44,14 +45,14 @@ def on_starting(server):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def post_fork(server, worker):
+def post_fork(server: Any, worker: Any) -> None:
     # psycopg2 would block the whole gevent hub on every query without this.
     from psycogreen.gevent import patch_psycopg
 
     patch_psycopg()
 
 
-def worker_exit(server, worker):
+def worker_exit(server: Any, worker: Any) -> None:
     app = getattr(worker, "wsgi", None)
     hub = getattr(app, "extensions", {}).get("rakuda_hub") if app is not None else None
     if hub is not None and hub.running:
@@ -62,7 +63,7 @@ def worker_exit(server, worker):
 control_socket_disable = True
 
 
-def post_worker_init(worker):
+def post_worker_init(worker: Any) -> None:
     """Start the hub; close every stream as soon as the worker is asked to stop.
 
     gunicorn waits up to graceful_timeout for requests to end, and a stream never ends by
@@ -78,7 +79,7 @@ def post_worker_init(worker):
     # which addresses other processes blocked.
     hub.start()
 
-    def close_streams_on_stop():
+    def close_streams_on_stop() -> None:
         while worker.alive:
             gevent.sleep(0.05)
         stop_accepting()
@@ -88,7 +89,7 @@ def post_worker_init(worker):
     gevent.spawn(close_streams_on_stop)
 
 
-def stop_accepting():
+def stop_accepting() -> None:
     """Stop this worker's accept loop now, not at gunicorn's next 1 s tick.
 
     The listening socket is shared with the master and the other workers (and, during a

@@ -16,7 +16,8 @@ CHECK_INTERVAL_S = 0.01
 LOAD = LoadTable()
 
 
-class BalancedGeventWorker(ggevent.GeventWorker):
+# gunicorn ships no type information, so its worker class is Any to the type checker.
+class BalancedGeventWorker(ggevent.GeventWorker):  # type: ignore[misc]
     def run(self) -> None:
         servers: list[StreamServer] = []
 

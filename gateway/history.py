@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 
@@ -11,6 +12,7 @@ from gateway import stream_ids
 from gateway.stream_ids import ZERO, StreamId
 from shared.constants import HISTORY_STREAM
 from shared.realtime import with_bus_id
+from shared.redis_replies import stream_entries, text
 
 REPLAY_PAGE = 500
 
@@ -34,8 +36,8 @@ def read_info(client: redis.Redis) -> StreamInfo:
     first = info.get("first-entry")
     added = info.get("entries-added")
     return StreamInfo(
-        last_generated=stream_ids.parse(_text(info["last-generated-id"])),
-        first_entry=stream_ids.parse(_text(first[0])) if first else None,
+        last_generated=stream_ids.parse(text(info["last-generated-id"])),
+        first_entry=stream_ids.parse(text(first[0])) if first else None,
         length=int(info["length"]),
         entries_added=int(added) if added is not None else None,
     )
@@ -61,8 +63,8 @@ return #redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
 
 def more_than_after(client: redis.Redis, after: StreamId, limit: int) -> bool:
     """True when the history holds more than ``limit`` entries after ``after`` (reads at most limit+1)."""
-    count = client.eval(_COUNT_AFTER, 1, HISTORY_STREAM, stream_ids.format(after), limit + 1)
-    return int(count) > limit
+    count = client.eval(_COUNT_AFTER, 1, HISTORY_STREAM, stream_ids.format(after), str(limit + 1))
+    return int(cast(int, count)) > limit
 
 
 def replay_entries(
@@ -72,22 +74,16 @@ def replay_entries(
     start = "(" + stream_ids.format(after)
     end = stream_ids.format(until)
     while True:
-        page = client.xrange(HISTORY_STREAM, min=start, max=end, count=REPLAY_PAGE)
+        page = stream_entries(client.xrange(HISTORY_STREAM, min=start, max=end, count=REPLAY_PAGE))
         if not page:
             return
-        for raw_id, fields in page:
-            text_id = _text(raw_id)
-            event_type = _text(fields[b"t"] if b"t" in fields else fields["t"])
+        for text_id, fields in page:
+            event_type = fields["t"]
             if event_type in types:
-                body = _text(fields[b"e"] if b"e" in fields else fields["e"])
-                yield stream_ids.parse(text_id), event_type, with_bus_id(body, text_id)
+                yield stream_ids.parse(text_id), event_type, with_bus_id(fields["e"], text_id)
         if len(page) < REPLAY_PAGE:
             return
-        start = "(" + _text(page[-1][0])
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+        start = "(" + page[-1][0]
 
 
 def tail_entries(client: redis.Redis, up_to: StreamId, count: int) -> list[tuple[StreamId, str, str]]:
@@ -95,11 +91,10 @@ def tail_entries(client: redis.Redis, up_to: StreamId, count: int) -> list[tuple
     if count <= 0:
         return []
     out = []
-    for raw_id, fields in client.xrevrange(HISTORY_STREAM, max=stream_ids.format(up_to), count=count):
-        text_id = _text(raw_id)
-        event_type = fields.get(b"t") or fields.get("t")
-        body = fields.get(b"e") or fields.get("e")
+    for text_id, fields in stream_entries(client.xrevrange(HISTORY_STREAM, max=stream_ids.format(up_to), count=count)):
+        event_type = fields.get("t")
+        body = fields.get("e")
         if event_type is None or body is None:
             continue  # not an event (the reader skips it as well)
-        out.append((stream_ids.parse(text_id), _text(event_type), with_bus_id(_text(body), text_id)))
+        out.append((stream_ids.parse(text_id), event_type, with_bus_id(body, text_id)))
     return out

@@ -7,12 +7,13 @@ import logging
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import gevent.monkey
 import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from gateway import cluster, messages
+from gateway import cluster, messages, sse
 from gateway.admission import retry_for_client
 from gateway.auth import TOKEN_COOKIE, get_auth, require_admin_key, require_api_key
 from gateway.errors import HttpError
@@ -35,7 +36,8 @@ UNKNOWN_RESUME = "the requested Last-Event-ID is unknown or older than the histo
 
 
 def _settings() -> Settings:
-    return current_app.config["RAKUDA_SETTINGS"]
+    settings: Settings = current_app.config["RAKUDA_SETTINGS"]
+    return settings
 
 
 def get_hub() -> Hub:
@@ -158,7 +160,7 @@ def events() -> Response:
                 except redis.RedisError as exc:
                     log.warning("replay for stream %s failed: %s", client.id, exc)
                     reset = messages.json_message("reset", {"reason": "history unavailable"})
-                    client.write_now(messages.sse.chunk(reset) if client.chunked else reset)
+                    client.write_now(sse.chunk(reset) if client.chunked else reset)
             resume_turn.close()
             client.release()
             client.wait_closed()
@@ -224,7 +226,7 @@ def status() -> Response:
     })
 
 
-def _process_view(snap: dict) -> dict:
+def _process_view(snap: dict[str, Any]) -> dict[str, Any]:
     return {
         "processId": snap["processId"],
         "pid": snap["pid"],

@@ -76,7 +76,7 @@ class StreamLimits:
         self._acquire = commands.register_script(_ACQUIRE)
         self._held: dict[str, Place] = {}
         self._released: list[Place] = []
-        self._asked: list[tuple[list[str], list[object], gevent.event.AsyncResult]] = []
+        self._asked: list[tuple[list[str], list[str | float], gevent.event.AsyncResult]] = []
         self._worker: gevent.Greenlet | None = None
 
     def acquire(self, key_fingerprint: str, address: str) -> Place | None:
@@ -89,7 +89,7 @@ class StreamLimits:
         unit = client_unit(address)
         place = Place(uuid.uuid4().hex, STREAMS_BY_KEY_PREFIX + key_fingerprint, STREAMS_BY_ADDRESS_PREFIX + unit)
         keys = [place.key_set, place.address_set, NEW_STREAMS_BUCKET_PREFIX + unit]
-        args = [place.member, self.lease_s, s.max_streams_per_key, s.max_streams_per_address,
+        args: list[str | float] = [place.member, self.lease_s, s.max_streams_per_key, s.max_streams_per_address,
                 s.new_streams_rate, s.new_streams_burst]
         answer: gevent.event.AsyncResult = gevent.event.AsyncResult()
         self._asked.append((keys, args, answer))
@@ -158,6 +158,6 @@ class StreamLimits:
             ends.setdefault(place.address_set, {})[place.member] = end
         pipe = self.redis.pipeline(transaction=False)
         for name, members in ends.items():
-            pipe.zadd(name, members, gt=True)  # type: ignore[arg-type]
+            pipe.zadd(name, dict(members), gt=True)
             pipe.expire(name, int(self.lease_s) + 1)
         pipe.execute()

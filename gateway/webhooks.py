@@ -48,7 +48,8 @@ KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Joom-Signature", "X-Joom-Delive
 
 
 def _settings() -> Settings:
-    return current_app.config["RAKUDA_SETTINGS"]
+    settings: Settings = current_app.config["RAKUDA_SETTINGS"]
+    return settings
 
 
 def _database() -> Database:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any, cast
 
 import redis
 
 from shared.client_addresses import client_unit
 from shared.config import Settings
 from shared.constants import AUTH_BLOCKED, AUTH_FAILURE_COUNTS, AUTH_TRACKED
+from shared.redis_replies import scored_members
 
 CACHE_SECONDS = 2.0
 
@@ -101,16 +103,16 @@ class BlockList:
 
     def refresh(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
-        rows = self.redis.zrangebyscore(AUTH_BLOCKED, now, "+inf", withscores=True)
-        self._cached = {_text(a): float(score) for a, score in rows}
+        rows = scored_members(self.redis.zrangebyscore(AUTH_BLOCKED, now, "+inf", withscores=True))
+        self._cached = dict(rows)
         self._cached_at = time.monotonic()
 
     def blocks(self) -> list[Block]:
         """Every block in force, soonest to end first."""
-        rows = self.redis.zrangebyscore(AUTH_BLOCKED, time.time(), "+inf", withscores=True)
-        addresses = [_text(a) for a, _ in rows]
-        counts = self.redis.hmget(AUTH_FAILURE_COUNTS, addresses) if addresses else []
-        return [Block(a, float(score), int(c or 0)) for a, (_, score), c in zip(addresses, rows, counts, strict=True)]
+        rows = scored_members(self.redis.zrangebyscore(AUTH_BLOCKED, time.time(), "+inf", withscores=True))
+        addresses = [a for a, _ in rows]
+        counts = cast(list[Any], self.redis.hmget(AUTH_FAILURE_COUNTS, addresses)) if addresses else []
+        return [Block(a, score, int(c or 0)) for (a, score), c in zip(rows, counts, strict=True)]
 
     def unblock(self, address: str) -> bool:
         """Lift the block of ``address`` (IPv6: its /64) and forget its failures; False if none."""
@@ -122,7 +124,3 @@ class BlockList:
         removed = pipe.execute()[0]
         self._cached.pop(unit, None)
         return bool(removed)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -21,13 +21,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from shared.config import Settings
 from shared.constants import HISTORY_STREAM, KEY_PREFIX
 from shared.realtime import RealTimeEvent
+from shared.redis_replies import fields as decoded_fields
+from shared.redis_replies import stream_entries, text
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +52,6 @@ class Entry:
     event_type: str | None
     event: RealTimeEvent | None
     deliveries: int = 1
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def default_consumer_name() -> str:
@@ -115,9 +113,9 @@ class Consumer:
         reply = self.redis.xreadgroup(self.group, self.name, {HISTORY_STREAM: from_id}, count=count,
                                       block=block_ms)
         out: list[Entry] = []
-        for _stream, items in reply or []:
-            for stream_id, fields in items:
-                out.append(self._entry(_text(stream_id), fields))
+        for _stream, items in cast(list[Any], reply or []):
+            for stream_id, fields in stream_entries(items):
+                out.append(self._entry(stream_id, fields))
         if from_id != ">" and out:
             counts = self._delivery_counts([e.stream_id for e in out])
             out = [Entry(e.stream_id, e.event_type, e.event, counts.get(e.stream_id, 1)) for e in out]
@@ -127,11 +125,12 @@ class Consumer:
         idle_ms = int(self.settings.consumer_claim_after_s * 1000)
         reply = self.redis.xautoclaim(HISTORY_STREAM, self.group, self.name, min_idle_time=idle_ms,
                                       start_id="0-0", count=count)
-        items = reply[1] if len(reply) > 1 else []
-        deleted = [_text(i) for i in reply[2]] if len(reply) > 2 else []
+        parts = reply
+        items = stream_entries(parts[1]) if len(parts) > 1 else []
+        deleted = [text(i) for i in parts[2]] if len(parts) > 2 else []
         if deleted:
             self._lost(deleted)
-        out = [self._entry(_text(sid), fields) for sid, fields in items]
+        out = [self._entry(sid, fields) for sid, fields in items]
         counts = self._delivery_counts([e.stream_id for e in out])
         return [Entry(e.stream_id, e.event_type, e.event, counts.get(e.stream_id, 1)) for e in out]
 
@@ -140,12 +139,11 @@ class Consumer:
             return {}
         rows = self.redis.xpending_range(HISTORY_STREAM, self.group, min=min(ids, key=_id_key),
                                          max=max(ids, key=_id_key), count=len(ids) * 2 + 10, consumername=self.name)
-        return {_text(r["message_id"]): int(r["times_delivered"]) for r in rows}
+        return {text(r["message_id"]): int(r["times_delivered"]) for r in cast(list[dict[str, Any]], rows)}
 
-    def _entry(self, stream_id: str, fields: dict[Any, Any] | None) -> Entry:
-        if not fields:
+    def _entry(self, stream_id: str, decoded: dict[str, str]) -> Entry:
+        if not decoded:
             return Entry(stream_id, None, None)
-        decoded = {_text(k): _text(v) for k, v in fields.items()}
         try:
             event = RealTimeEvent.parse(decoded["e"]).model_copy(update={"id": stream_id})
         except (KeyError, ValueError):
@@ -258,11 +256,11 @@ def group_status(client: redis.Redis) -> list[dict[str, Any]]:
         return []
     out = []
     for g in groups:
-        name = _text(g["name"])
-        counters = {_text(k): int(v) for k, v in client.hgetall(CONSUMER_STATS_PREFIX + name).items()}
+        name = text(g["name"])
+        counters = {k: int(v) for k, v in decoded_fields(client.hgetall(CONSUMER_STATS_PREFIX + name)).items()}
         lag = g.get("lag")
         out.append({"group": name, "consumers": int(g["consumers"]), "pending": int(g["pending"]),
-                    "lag": int(lag) if lag is not None else None, "lastDeliveredId": _text(g["last-delivered-id"]),
+                    "lag": int(lag) if lag is not None else None, "lastDeliveredId": text(g["last-delivered-id"]),
                     "dead": int(client.llen(dead_key(name))), "lost": counters.get("lost", 0),
                     "acked": counters.get("acked", 0)})
     return out

@@ -14,13 +14,12 @@ silently. Callers that must not lose an event keep it (the task side's outbox do
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -37,6 +36,7 @@ from shared.consumer import Consumer, Entry, group_status
 from shared.exceptions import ChannelMismatchError, PublishError, UnknownChannelError
 from shared.realtime import RealTimeEvent
 from shared.redis_client import redis_for
+from shared.redis_replies import text
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ class EventBus:
                 args: list[Any] = list(header)
                 for event in checked[start:start + PUBLISH_CHUNK]:
                     args += (full_channel, expected_type, event.to_json())
-                ids += [_text(i) for i in self._script(keys=keys, args=args, client=self.redis)]
+                ids += [text(i) for i in cast(list[Any], self._script(keys=keys, args=args, client=self.redis))]
         except redis.RedisError as exc:
             raise PublishError(full_channel, exc) from exc
         return ids
@@ -245,15 +245,6 @@ def _channel_of(event: RealTimeEvent) -> str:
     from shared.constants import TYPE_CHANNELS
 
     return TYPE_CHANNELS[event.type.value]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def decode_event(message: bytes | str) -> dict[str, Any]:
-    """A published message (JSON with its bus id) as a dict."""
-    return json.loads(message)
 
 
 event_bus = EventBus()

@@ -80,7 +80,8 @@ class RealTimeEvent(BaseModel):
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             raise ValueError(f"{value!r} is not an ISO 8601 timestamp") from None
-        if parsed.utcoffset() is None or parsed.utcoffset().total_seconds() != 0:
+        offset = parsed.utcoffset()
+        if offset is None or offset.total_seconds() != 0:
             raise ValueError(f"{value!r} is not in UTC")
         return value
 

@@ -80,7 +80,7 @@ def redis_for(
         socket_timeout=SENTINEL_TIMEOUT_S,
         sentinel_kwargs={"socket_timeout": SENTINEL_TIMEOUT_S, "socket_connect_timeout": SENTINEL_TIMEOUT_S},
     )
-    return sentinel.master_for(
+    client: redis.Redis = sentinel.master_for(
         settings.redis_sentinel_master,
         connection_pool_class=BlockingSentinelConnectionPool,
         db=db,
@@ -92,6 +92,7 @@ def redis_for(
         client_name=client_name,
         **auth,
     )
+    return client
 
 
 def broker_url(settings: Settings) -> str:

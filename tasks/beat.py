@@ -46,7 +46,7 @@ return 0
 class SingleBeatScheduler(Scheduler):
     def __init__(self, app: Any, *args: Any, **kwargs: Any) -> None:
         settings = app.runtime.settings
-        self.lock_ttl_s = max(settings.beat_lock_ttl_s, 1.0)
+        self.lock_ttl_s: float = max(settings.beat_lock_ttl_s, 1.0)
         self.token = uuid.uuid4().hex
         self.lock_redis = redis_for(settings, max_connections=2)
         self.holding = False
@@ -71,7 +71,7 @@ class SingleBeatScheduler(Scheduler):
     def tick(self, *args: Any, **kwargs: Any) -> float:
         if not self.hold_lock():
             return self.lock_ttl_s / 3
-        return min(super().tick(*args, **kwargs), self.lock_ttl_s / 3)
+        return min(float(super().tick(*args, **kwargs)), self.lock_ttl_s / 3)
 
     def close(self) -> None:
         try:

@@ -62,30 +62,41 @@ def transport_options(settings: Settings) -> dict[str, Any]:
 
 def backoff_seconds(settings: Settings, retries: int) -> float:
     """Exponential backoff with jitter: base x 2^n, capped, then scaled by a random 50-100%."""
-    ceiling = min(settings.task_retry_backoff_max_s, settings.task_retry_backoff_s * (2 ** retries))
+    ceiling = min(settings.task_retry_backoff_max_s, settings.task_retry_backoff_s * 2.0 ** retries)
     return ceiling * random.uniform(0.5, 1.0)
 
 
-class RakudaTask(Task):
+class RakudaTask(Task[Any, Any]):
     """Base task: knows its Runtime and how to retry a transient failure."""
 
     abstract = True
 
     @property
     def runtime(self) -> Runtime:
-        return self.app.runtime  # type: ignore[attr-defined]
+        app = self.app
+        if not isinstance(app, RakudaCelery):
+            raise TypeError(f"task {self.name} runs only on a RakudaCelery app, not on {app!r}")
+        return app.runtime
 
     def can_retry(self) -> bool:
         return self.request.retries < self.runtime.settings.task_max_retries
 
-    def retry_later(self, exc: BaseException, **kwargs: Any) -> Any:
+    def retry_later(self, exc: Exception, **kwargs: Any) -> Any:
         settings = self.runtime.settings
         raise self.retry(exc=exc, countdown=backoff_seconds(settings, self.request.retries),
                          max_retries=settings.task_max_retries, **kwargs)
 
 
-def create_celery(settings: Settings, runtime: Runtime | None = None) -> Celery:
-    app = Celery("rakuda", broker=broker_url(settings), task_cls=RakudaTask, set_as_current=False)
+class RakudaCelery(Celery[RakudaTask]):
+    """A Celery app whose tasks reach the database, the bus and the remote clients through ``runtime``."""
+
+    def __init__(self, settings: Settings, runtime: Runtime) -> None:
+        super().__init__("rakuda", broker=broker_url(settings), task_cls=RakudaTask, set_as_current=False)
+        self.runtime = runtime
+
+
+def create_celery(settings: Settings, runtime: Runtime | None = None) -> RakudaCelery:
+    app = RakudaCelery(settings, runtime or Runtime(settings))
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -101,7 +112,6 @@ def create_celery(settings: Settings, runtime: Runtime | None = None) -> Celery:
         enable_utc=True,
         beat_schedule=beat_schedule(settings),
     )
-    app.runtime = runtime or Runtime(settings)  # type: ignore[attr-defined]
     register_tasks(app)
     install_task_metrics(app)
     return app
@@ -114,17 +124,17 @@ def _send_batches(task: RakudaTask, name: str, ids: list[int], size: int) -> int
     return len(batches)
 
 
-def register_tasks(app: Celery) -> None:
+def register_tasks(app: RakudaCelery) -> None:
     """Register every task on ``app`` (not shared: each app, e.g. one per test, has its own)."""
 
-    @app.task(name=names.INVENTORY_SWEEP, bind=True, shared=False)
-    def sweep_inventory(self: RakudaTask, everything: bool = False) -> int:
+    @app.task(name=names.INVENTORY_SWEEP, bind=True, base=RakudaTask, shared=False)
+    def sweep_inventory(self: RakudaTask, /, everything: bool = False) -> int:
         """Queue the products due for a check, in batches of INVENTORY_BATCH_SIZE."""
         ids = inventory.due_product_ids(self.runtime, everything=everything)
         return _send_batches(self, names.INVENTORY_CHECK_BATCH, ids, self.runtime.settings.inventory_batch_size)
 
-    @app.task(name=names.INVENTORY_CHECK_BATCH, bind=True, shared=False)
-    def check_inventory_batch(self: RakudaTask, product_ids: list[int]) -> dict[str, Any]:
+    @app.task(name=names.INVENTORY_CHECK_BATCH, bind=True, base=RakudaTask, shared=False)
+    def check_inventory_batch(self: RakudaTask, /, product_ids: list[int]) -> dict[str, Any]:
         try:
             result = inventory.check_products(self.runtime, product_ids)
         except DBAPIError as exc:
@@ -138,8 +148,8 @@ def register_tasks(app: Celery) -> None:
         return {"checked": result.checked, "availability": result.availability_changes,
                 "prices": result.price_changes}
 
-    @app.task(name=names.LISTING_PUBLISH, bind=True, shared=False)
-    def publish_listing(self: RakudaTask, listing_id: int) -> str:
+    @app.task(name=names.LISTING_PUBLISH, bind=True, base=RakudaTask, shared=False)
+    def publish_listing(self: RakudaTask, /, listing_id: int) -> str:
         rt = self.runtime
         job = publishing.begin_publish(rt, listing_id)
         if job is None:
@@ -158,8 +168,8 @@ def register_tasks(app: Celery) -> None:
         publishing.finish_publish(rt, listing_id, remote_id)
         return "active"
 
-    @app.task(name=names.LISTING_END, bind=True, shared=False)
-    def end_listing(self: RakudaTask, listing_id: int) -> str:
+    @app.task(name=names.LISTING_END, bind=True, base=RakudaTask, shared=False)
+    def end_listing(self: RakudaTask, /, listing_id: int) -> str:
         rt = self.runtime
         target = publishing.ended_listing_target(rt, listing_id)
         if target is None:
@@ -176,14 +186,14 @@ def register_tasks(app: Celery) -> None:
             return "error"
         return "ended"
 
-    @app.task(name=names.PRICE_SYNC, bind=True, shared=False)
-    def sync_prices(self: RakudaTask) -> int:
+    @app.task(name=names.PRICE_SYNC, bind=True, base=RakudaTask, shared=False)
+    def sync_prices(self: RakudaTask, /) -> int:
         """Queue every ACTIVE listing for repricing, in batches of PRICE_SYNC_BATCH_SIZE."""
         ids = price_sync.active_listing_ids(self.runtime)
         return _send_batches(self, names.PRICE_SYNC_BATCH, ids, self.runtime.settings.price_sync_batch_size)
 
-    @app.task(name=names.FX_REFRESH, bind=True, shared=False)
-    def refresh_exchange_rate(self: RakudaTask) -> dict[str, Any]:
+    @app.task(name=names.FX_REFRESH, bind=True, base=RakudaTask, shared=False)
+    def refresh_exchange_rate(self: RakudaTask, /) -> dict[str, Any]:
         """Store the JPY→USD rate; a move of FX_REPRICE_THRESHOLD_PERCENT or more queues the price sync."""
         try:
             refresh = exchange_rates.refresh_rate(self.runtime, exchange_rates.rate_source(self.runtime))
@@ -198,8 +208,8 @@ def register_tasks(app: Celery) -> None:
         return {"rate": str(refresh.rate), "previous": None if refresh.previous is None else str(refresh.previous),
                 "changePercent": refresh.change_percent, "repriced": refresh.reprice}
 
-    @app.task(name=names.PRICE_SYNC_BATCH, bind=True, shared=False)
-    def sync_price_batch(self: RakudaTask, listing_ids: list[int]) -> dict[str, Any]:
+    @app.task(name=names.PRICE_SYNC_BATCH, bind=True, base=RakudaTask, shared=False)
+    def sync_price_batch(self: RakudaTask, /, listing_ids: list[int]) -> dict[str, Any]:
         try:
             result = price_sync.sync_prices(self.runtime, listing_ids)
         except DBAPIError as exc:
@@ -212,8 +222,8 @@ def register_tasks(app: Celery) -> None:
             log.error("gave up repricing listings %s: %s", result.retry_ids, result.errors)
         return {"examined": result.examined, "changed": result.changed, "refused": result.refused_settings}
 
-    @app.task(name=names.WEBHOOK_PROCESS, bind=True, shared=False)
-    def process_webhook(self: RakudaTask, webhook_event_id: int) -> str:
+    @app.task(name=names.WEBHOOK_PROCESS, bind=True, base=RakudaTask, shared=False)
+    def process_webhook(self: RakudaTask, /, webhook_event_id: int) -> str:
         ended: list[int] = []
         try:
             outcome = webhook_processing.apply_webhook_event(self.runtime, webhook_event_id, ended)
@@ -224,26 +234,26 @@ def register_tasks(app: Celery) -> None:
             self.app.send_task(names.LISTING_END, args=[listing_id])
         return outcome
 
-    @app.task(name=names.WEBHOOK_SWEEP, bind=True, shared=False)
-    def sweep_webhooks(self: RakudaTask) -> int:
+    @app.task(name=names.WEBHOOK_SWEEP, bind=True, base=RakudaTask, shared=False)
+    def sweep_webhooks(self: RakudaTask, /) -> int:
         """Queue PENDING deliveries whose task was lost (broker down at receive time)."""
         ids = webhook_processing.stale_pending_ids(self.runtime, self.runtime.settings.webhook_sweep_after_s)
         for webhook_event_id in ids:
             self.app.send_task(names.WEBHOOK_PROCESS, args=[webhook_event_id])
         return len(ids)
 
-    @app.task(name=names.OUTBOX_RELAY, bind=True, shared=False)
-    def relay_outbox(self: RakudaTask) -> int:
+    @app.task(name=names.OUTBOX_RELAY, bind=True, base=RakudaTask, shared=False)
+    def relay_outbox(self: RakudaTask, /) -> int:
         """Publish events left unsent (Redis was down at commit); raises while Redis is still down."""
         return self.runtime.outbox.relay()
 
-    @app.task(name=names.OUTBOX_PRUNE, bind=True, shared=False)
-    def prune_outbox(self: RakudaTask) -> int:
+    @app.task(name=names.OUTBOX_PRUNE, bind=True, base=RakudaTask, shared=False)
+    def prune_outbox(self: RakudaTask, /) -> int:
         """Delete outbox rows published more than a day ago."""
         return self.runtime.outbox.prune_sent()
 
-    @app.task(name=names.DEMO_ORDERS, bind=True, shared=False)
-    def simulate_demo_orders(self: RakudaTask) -> int:
+    @app.task(name=names.DEMO_ORDERS, bind=True, base=RakudaTask, shared=False)
+    def simulate_demo_orders(self: RakudaTask, /) -> int:
         from tasks import demo
 
         return demo.receive_sandbox_orders(self.runtime, self.app)

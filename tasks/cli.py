@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +20,9 @@ from shared import task_names
 from shared.config import Settings, get_settings
 from shared.production import refuse_to_start_if_unsafe
 from shared.webhook_signatures import sign_ebay, sign_joom
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 
 def _settings() -> Settings:
@@ -67,8 +71,8 @@ def demo_seed(products: int, orders: int, publish: bool) -> None:
         created = seed_catalogue(runtime, products=products, orders=orders)
     finally:
         runtime.reset()
-    pending = created.pop("pending_ids", [])
-    click.echo("seeded: " + ", ".join(f"{k}={v}" for k, v in created.items()))
+    pending = created.pending_ids
+    click.echo("seeded: " + created.summary())
     if publish and pending:
         app = _task_client()
         for listing_id in pending:
@@ -256,7 +260,7 @@ def sample_delivery(provider: str, settings: Settings, order_id: str) -> tuple[b
                  "X-EBAY-SIGNATURE": sign_ebay(settings.ebay_webhook_secret, timestamp, raw)}
 
 
-JOOM_SAMPLE = {
+JOOM_SAMPLE: dict[str, Any] = {
     "event": "order.created",
     "order": {"id": "JO-1001", "status": "pending", "buyer_name": "Ann", "buyer_email": "ann@example.com",
               "shipping_address": {"address_line_1": "1 Main St", "city": "Austin", "state": "TX",
@@ -266,7 +270,7 @@ JOOM_SAMPLE = {
               "items": [{"product_id": "jm-77", "sku": "ALS-1a2b3c4d", "title": "Seiko watch", "quantity": 1,
                          "price": "41.20"}]},
 }
-EBAY_SAMPLE = {
+EBAY_SAMPLE: dict[str, Any] = {
     "metadata": {"topic": "MARKETPLACE_ORDER_CREATED", "notificationId": "n-5001"},
     "notification": {"data": {
         "orderId": "12-34567-89012", "orderFulfillmentStatus": "NOT_STARTED", "orderPaymentStatus": "PAID",
@@ -276,7 +280,7 @@ EBAY_SAMPLE = {
 }
 
 
-def _task_client():
+def _task_client() -> Celery:
     from celery import Celery
 
     from shared.redis_client import broker_transport_options, broker_url
@@ -287,10 +291,10 @@ def _task_client():
     return app
 
 
-def _send(name: str, **options: object) -> None:
+def _send(name: str, **options: Any) -> None:
     app = _task_client()
     try:
-        app.send_task(name, **options)  # type: ignore[arg-type]
+        app.send_task(name, **options)
     except Exception as exc:
         raise click.ClickException(f"could not queue {name} (broker {_safe_url(app.conf.broker_url)}): {exc}") from None
     finally:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from celery import Celery
 from sqlalchemy import func, select
@@ -45,17 +47,30 @@ _THINGS = ["watch", "lens", "camera", "keyboard", "headphones", "film camera", "
 _SOURCES = [ProductSource.MERCARI, ProductSource.YAHOO_AUCTION, ProductSource.RAKUTEN, ProductSource.AMAZON]
 
 
-def seed_catalogue(rt: Runtime, products: int = 300, orders: int = 20) -> dict[str, int]:
+@dataclass(frozen=True)
+class Seeded:
+    """What ``seed_catalogue`` created, and the listings left for the worker to publish."""
+
+    products: int = 0
+    listings: int = 0
+    orders: int = 0
+    pending_ids: tuple[int, ...] = ()
+
+    def summary(self) -> str:
+        return (f"products={self.products}, listings={self.listings}, orders={self.orders}, "
+                f"pending={len(self.pending_ids)}")
+
+
+def seed_catalogue(rt: Runtime, products: int = 300, orders: int = 20) -> Seeded:
     """Create the demo catalogue once (price settings, a rate, products, listings, orders).
 
-    A database that already has products is left alone. Returns what was created and the ids
-    of listings waiting to be published (``pending``).
+    A database that already has products is left alone (nothing created).
     """
     rng = random.Random(rt.settings.sandbox_seed)
     supplier = SandboxSupplier(rt.settings.sandbox_seed)
     with rt.db.transaction() as session:
         if session.scalar(select(func.count()).select_from(Product)):
-            return {"products": 0, "listings": 0, "orders": 0, "pending": 0}
+            return Seeded()
         settings = {}
         for marketplace, values in PRICE_SETTINGS.items():
             setting = PriceSetting(marketplace=marketplace, **values)
@@ -96,11 +111,10 @@ def seed_catalogue(rt: Runtime, products: int = 300, orders: int = 20) -> dict[s
                               raw_data={"seeded": True},
                               ordered_at=utcnow()))
         pending = [lst.id for lst in listings if lst.status == ListingStatus.PENDING_PUBLISH]
-    return {"products": products, "listings": len(listings), "orders": min(orders, len(active)),
-            "pending": len(pending), "pending_ids": pending}  # type: ignore[dict-item]
+    return Seeded(products, len(listings), min(orders, len(active)), tuple(pending))
 
 
-def sandbox_delivery(rt: Runtime, rng: random.Random, number: int) -> tuple[str, str, str, dict] | None:
+def sandbox_delivery(rt: Runtime, rng: random.Random, number: int) -> tuple[str, str, str, dict[str, Any]] | None:
     """(provider, delivery id, topic, body) of the next simulated delivery: a new order or a status change."""
     with rt.db.transaction() as session:
         listing = session.scalars(select(Listing).where(Listing.status == ListingStatus.ACTIVE)

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 
 from shared.models import Listing, ListingStatus, Product, ProductStatus, utcnow
+from shared.outbox import Changes
 from shared.realtime import RealTimeEvent, RealTimeEventType
 from tasks.errors import PermanentError, TransientError
 from tasks.runtime import Runtime
@@ -110,7 +111,7 @@ def check_products(rt: Runtime, product_ids: list[int]) -> CheckResult:
     return result
 
 
-def end_active_listings(changes, product: Product, reason: str) -> list[int]:
+def end_active_listings(changes: Changes, product: Product, reason: str) -> list[int]:
     """Mark the product's ACTIVE listings ENDED (LISTING_UPDATE deleted each); their ids."""
     listings = changes.session.scalars(
         select(Listing).where(Listing.product_id == product.id, Listing.status == ListingStatus.ACTIVE)

@@ -60,7 +60,7 @@ def _on_postrun(sender: Any = None, task_id: str | None = None, state: str | Non
         log.debug("task metrics not recorded: %s", exc)
 
 
-def install_task_metrics(_app: Celery) -> None:
+def install_task_metrics(_app: Celery[Any]) -> None:
     """Count every task run of every Rakuda Celery app in this process (idempotent)."""
     task_prerun.connect(_on_prerun, weak=False, dispatch_uid="rakuda-task-metrics-prerun")
     task_postrun.connect(_on_postrun, weak=False, dispatch_uid="rakuda-task-metrics-postrun")

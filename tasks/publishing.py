@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from shared.models import Listing, ListingStatus, utcnow
 from shared.realtime import RealTimeEvent, RealTimeEventType
@@ -37,7 +38,7 @@ def _event(listing: Listing, action: str, previous: ListingStatus, **extra: obje
     return RealTimeEvent.create(RealTimeEventType.LISTING_UPDATE, listing.id, action, data)  # type: ignore[arg-type]
 
 
-def _locked(session, listing_id: int) -> Listing | None:
+def _locked(session: Session, listing_id: int) -> Listing | None:
     return session.scalars(select(Listing).where(Listing.id == listing_id).with_for_update()).first()
 
 

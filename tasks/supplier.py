@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import quote
@@ -51,7 +52,7 @@ class SandboxSupplier:
     price drifts by up to +-20% around a base derived from its id.
     """
 
-    def __init__(self, seed: int, slot_s: float = 30.0, clock=time.time) -> None:
+    def __init__(self, seed: int, slot_s: float = 30.0, clock: Callable[[], float] = time.time) -> None:
         self.seed = seed
         self.slot_s = slot_s
         self.clock = clock

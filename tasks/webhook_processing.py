@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 
@@ -108,7 +109,8 @@ def _order_event(order: Order, action: str, **extra: object) -> RealTimeEvent:
     return RealTimeEvent.create(RealTimeEventType.ORDER_RECEIVED, order.id, action, data)  # type: ignore[arg-type]
 
 
-def apply_notice(changes: Changes, notice: OrderNotice, raw: dict, ended_listing_ids: list[int] | None = None) -> str:
+def apply_notice(changes: Changes, notice: OrderNotice, raw: dict[str, Any],
+                 ended_listing_ids: list[int] | None = None) -> str:
     """created, updated, unchanged, waiting, failed, or ``ignored: <reason>`` for a backwards status."""
     session = changes.session
     marketplace = Marketplace(notice.marketplace)

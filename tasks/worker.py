@@ -42,12 +42,12 @@ def check_redis_policy(**_: Any) -> None:
 
 @worker_process_init.connect
 def reconnect_after_fork(**_: Any) -> None:
-    app.runtime.reset()  # type: ignore[attr-defined]
+    app.runtime.reset()
 
 
 @worker_process_shutdown.connect
 def close_connections(**_: Any) -> None:
-    app.runtime.reset()  # type: ignore[attr-defined]
+    app.runtime.reset()
 
 
 @after_setup_logger.connect

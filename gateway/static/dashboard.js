@@ -49,7 +49,7 @@ function say(element, text) {
 }
 
 function bindTable(name) {
-  const table = document.querySelector(`table[data-query="${name}"]`);
+  const table = /** @type {HTMLTableElement} */ (document.querySelector(`table[data-query="${name}"]`));
   const body = table.tBodies[0];
   const note = table.parentElement.querySelector(".table-note");
   let previous = new Map();

@@ -62,7 +62,7 @@ function render(item) {
 
 /** The acknowledge button: tells the notifier an operator has seen this order (no escalation). */
 function renderAck(item) {
-  let button = article.querySelector("button.ack");
+  let button = /** @type {HTMLButtonElement | null} */ (article.querySelector("button.ack"));
   if (!button) {
     button = document.createElement("button");
     button.type = "button";

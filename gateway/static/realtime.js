@@ -32,7 +32,22 @@ export class AuthError extends Error {
   }
 }
 
+/**
+ * @typedef {object} ConnectionOptions
+ * @property {string} [baseUrl] where the gateway is ("" for the page's own origin)
+ * @property {readonly string[]} [channels] the channels to stream
+ * @property {() => string} getApiKey the API key, asked before each (re)connect
+ * @property {{baseMs?: number, factor?: number, maxMs?: number, jitter?: number}} [backoff] reconnect delays (lib/backoff.js)
+ * @property {number} [connectTimeoutMs] give up on a connect attempt after this long
+ * @property {typeof globalThis.fetch} [fetch]
+ * @property {typeof globalThis.EventSource} [EventSource]
+ * @property {{setTimeout: typeof setTimeout, clearTimeout: typeof clearTimeout}} [timers]
+ * @property {() => number} [now] the clock, in ms
+ * @property {() => number} [random] a number in [0, 1), for jitter
+ */
+
 export class RealtimeConnection extends Listeners {
+  /** @param {ConnectionOptions} options */
   constructor({
     baseUrl = "",
     channels = ALL_CHANNELS,
@@ -44,10 +59,19 @@ export class RealtimeConnection extends Listeners {
     timers = globalThis,
     now = () => Date.now(),
     random = Math.random,
-  } = {}) {
+  } = /** @type {ConnectionOptions} */ ({})) {
     if (typeof getApiKey !== "function") throw new TypeError("getApiKey must be a function returning the API key");
     super();
-    Object.assign(this, { baseUrl, channels, getApiKey, backoff, connectTimeoutMs, fetch, EventSource, timers, now, random });
+    this.baseUrl = baseUrl;
+    this.channels = channels;
+    this.getApiKey = getApiKey;
+    this.backoff = backoff;
+    this.connectTimeoutMs = connectTimeoutMs;
+    this.fetch = fetch;
+    this.EventSource = EventSource;
+    this.timers = timers;
+    this.now = now;
+    this.random = random;
     this.seen = new SeenIds();
     this.lastEventId = null;
     this.lastEvent = null;

@@ -13,13 +13,20 @@ import { Listeners } from "./lib/listeners.js";
 const CHANNEL = "rakuda-realtime";
 
 export class TabSharedConnection extends Listeners {
+  /**
+   * @param {import("./realtime.js").RealtimeConnection} connection the stream the leader tab holds
+   * @param {{locks?: LockManager, BroadcastChannel?: typeof globalThis.BroadcastChannel, name?: string}} [options]
+   */
   constructor(connection, {
     locks = globalThis.navigator?.locks,
     BroadcastChannel = globalThis.BroadcastChannel,
     name = CHANNEL,
   } = {}) {
     super();
-    Object.assign(this, { connection, locks, name });
+    /** @type {import("./realtime.js").RealtimeConnection} */
+    this.connection = connection;
+    this.locks = locks;
+    this.name = name;
     this.shared = Boolean(locks && BroadcastChannel);
     this.channel = this.shared ? new BroadcastChannel(name) : null;
     this.role = "idle"; // "idle" | "waiting" | "leader"

@@ -40,7 +40,7 @@ function refusal(status, body) {
 export function startSession(onReady) {
   const login = document.getElementById("login");
   const form = document.getElementById("key-form");
-  const input = document.getElementById("api-key");
+  const input = /** @type {HTMLInputElement} */ (document.getElementById("api-key"));
   const error = document.getElementById("login-error");
   const forget = document.getElementById("forget-key");
   const options = globalThis.RAKUDA_REALTIME_OPTIONS ?? {};
@@ -120,8 +120,14 @@ export function bindStatus(element, connection) {
 
 /** One toast per stream message, in the aria-live region: a link named after its event. */
 export class Toasts {
+  /**
+   * @param {HTMLElement} region the aria-live element the toasts go in
+   * @param {{timeoutMs?: number, max?: number}} [options] how long one stays, how many at once
+   */
   constructor(region, { timeoutMs = 5000, max = 3 } = {}) {
-    Object.assign(this, { region, timeoutMs, max });
+    this.region = region;
+    this.timeoutMs = timeoutMs;
+    this.max = max;
   }
 
   show(message) {

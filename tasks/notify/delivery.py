@@ -33,7 +33,7 @@ def sent_key(target: str, notification_id: str) -> str:
 
 def backoff(attempt: int, base_s: float, max_s: float, rng: Callable[[], float] = random.random) -> float:
     """Delay before attempt ``attempt + 1``: base·2^(attempt-1), capped, times a jitter in [0.5, 1)."""
-    return min(max_s, base_s * (2 ** (attempt - 1))) * (0.5 + rng() / 2)
+    return min(max_s, base_s * 2.0 ** (attempt - 1)) * (0.5 + rng() / 2)
 
 
 @dataclass

@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Self
+from typing import Any, Self, cast
 
 import redis
 
@@ -22,6 +22,7 @@ from shared.notify_store import queue_key
 from shared.order_ack import ESCALATION_DUE, ESCALATION_EVENTS, is_acknowledged
 from shared.realtime import RealTimeEvent
 from shared.redis_client import redis_for
+from shared.redis_replies import text
 from tasks.notify import messages
 from tasks.notify.delivery import Deliverer
 from tasks.notify.messages import Notification
@@ -163,8 +164,8 @@ class EscalationWorker(_Loop):
         pipe.execute()
 
     def escalate_due(self) -> None:
-        for raw_id in self.redis.zrangebyscore(ESCALATION_DUE, "-inf", time.time(), start=0, num=100):
-            order_id = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+        for raw_id in cast(list[Any], self.redis.zrangebyscore(ESCALATION_DUE, "-inf", time.time(), start=0, num=100)):
+            order_id = text(raw_id)
             raw_event = self.redis.hget(ESCALATION_EVENTS, order_id)
             pipe = self.redis.pipeline()  # MULTI: queued for every target and removed, or neither
             if raw_event is not None and not is_acknowledged(self.redis, order_id):

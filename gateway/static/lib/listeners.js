@@ -11,6 +11,14 @@ export class Listeners {
     this.resetListeners = new Set();
   }
 
+  /**
+   * The connection's state now (phase, reason, times); each kind of connection defines it.
+   * @returns {Record<string, any>}
+   */
+  get status() {
+    throw new Error("a connection must define its status");
+  }
+
   /** `handler(message)` for each new message of `types` (a type, a list of types, or "*"). */
   subscribe(types, handler) {
     const list = types === "*" ? ["*"] : [].concat(types);
@@ -22,7 +30,7 @@ export class Listeners {
     return () => list.forEach((type) => this.handlers.get(type)?.delete(handler));
   }
 
-  /** `listener(status)` now and on every change (the subclass has a `status` getter). */
+  /** `listener(status)` now and on every change. */
   onStatus(listener) {
     this.statusListeners.add(listener);
     listener(this.status);
