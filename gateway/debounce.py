@@ -29,7 +29,6 @@ class Batch:
     deadline_ms: float
     events: list[tuple[StreamId, str]] = field(default_factory=list)  # at most max_events
     count: int = 0
-    last_id: StreamId = ZERO
     # Filled when the batch leaves: first pending id per type still held back, and the
     # stream position read so far. Together they give the cursor for any set of types.
     pending_after: dict[str, StreamId] = field(default_factory=dict)
@@ -106,7 +105,6 @@ class Debouncer:
             else:
                 self._open[event_type] = batch
         batch.count += 1
-        batch.last_id = sid
         if len(batch.events) < self.max_events:
             batch.events.append((sid, event_json))
 

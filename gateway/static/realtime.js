@@ -154,7 +154,6 @@ export class RealtimeConnection extends Listeners {
       throw new AuthError(body.error || `HTTP ${response.status}`, response.status);
     }
     if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
-    this.tokenExpiresAt = this.now() + (body.expiresIn ?? 0) * 1000;
     return body;
   }
 

@@ -177,11 +177,8 @@ def catalogue(runtime: Runtime, supplier: FakeSupplier) -> Callable[..., list[in
 def gateway_app(app_settings: Settings):
     """The gateway's Flask app (its factory) with the webhooks blueprint, on this test's database."""
     from gateway.app import create_app
-    from gateway.webhooks import webhooks_bp
 
     app = create_app(app_settings)
-    if "webhooks" not in app.blueprints:  # until gateway.app registers it
-        app.register_blueprint(webhooks_bp)
     yield app
     database = app.extensions.get("rakuda_db")
     if database is not None:
