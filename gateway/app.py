@@ -18,7 +18,7 @@ from gateway.health import probes_bp
 from gateway.hub import Hub
 from gateway.notifications import notifications_bp
 from gateway.prometheus import build_registry, count_webhook_outcome, metrics_bp, outbox_unsent
-from gateway.realtime import health_bp, realtime_bp
+from gateway.stream_api import health_bp, realtime_bp
 from gateway.webhooks import webhooks_bp
 from shared.config import Settings
 from shared.event_bus import EventBus

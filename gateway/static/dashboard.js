@@ -3,7 +3,7 @@
 
 import { RateTracker } from "./lib/rates.js";
 import { EVENT_TYPES } from "./lib/invalidation.js";
-import { QueryCache } from "./realtime.js";
+import { QueryCache } from "./stream-client.js";
 import { api, link, row, startSession, Toasts, when } from "./ui.js";
 
 const STATS_EVERY_MS = 2000;

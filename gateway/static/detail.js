@@ -1,6 +1,6 @@
 // A detail page (product, listing or order): its fields, what belongs to it, refreshed live.
 
-import { QueryCache } from "./realtime.js";
+import { QueryCache } from "./stream-client.js";
 import { api, apiKey, link, row, startSession, Toasts, when } from "./ui.js";
 
 const article = document.getElementById("detail");

@@ -14,7 +14,7 @@ const CHANNEL = "rakuda-realtime";
 
 export class TabSharedConnection extends Listeners {
   /**
-   * @param {import("./realtime.js").RealtimeConnection} connection the stream the leader tab holds
+   * @param {import("./stream-client.js").RealtimeConnection} connection the stream the leader tab holds
    * @param {{locks?: LockManager, BroadcastChannel?: typeof globalThis.BroadcastChannel, name?: string}} [options]
    */
   constructor(connection, {
@@ -23,7 +23,7 @@ export class TabSharedConnection extends Listeners {
     name = CHANNEL,
   } = {}) {
     super();
-    /** @type {import("./realtime.js").RealtimeConnection} */
+    /** @type {import("./stream-client.js").RealtimeConnection} */
     this.connection = connection;
     this.locks = locks;
     this.name = name;

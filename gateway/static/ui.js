@@ -1,7 +1,7 @@
 // What every page shares: the API key for this browser session, JSON fetches with it, the
 // connection indicator and the toasts. DOM code only; the logic it uses lives in lib/.
 
-import { describeMessage, describeStatus, RealtimeConnection } from "./realtime.js";
+import { describeMessage, describeStatus, RealtimeConnection } from "./stream-client.js";
 import { TabSharedConnection } from "./shared-tabs.js";
 
 const KEY_ITEM = "rakuda.apiKey";

@@ -1,6 +1,6 @@
 // The browser's side of the event stream, as a plain ES module:
 //
-//   import { RealtimeConnection, TabSharedConnection, QueryCache } from "/static/realtime.js";
+//   import { RealtimeConnection, TabSharedConnection, QueryCache } from "/static/stream-client.js";
 //   const rt = new TabSharedConnection(new RealtimeConnection({ getApiKey: () => key }));
 //   rt.subscribe("INVENTORY_CHANGE", (message) => ...);  rt.attach(cache);  rt.start();
 //

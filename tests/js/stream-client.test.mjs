@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { QueryCache, RealtimeConnection } from "../../gateway/static/realtime.js";
+import { QueryCache, RealtimeConnection } from "../../gateway/static/stream-client.js";
 import { FakeTimers, settle } from "./fake-timers.mjs";
 import { FakeEventSource } from "./fake-event-source.mjs";
 
