@@ -117,15 +117,15 @@ class Deployment:
                                   data=raw, headers=headers, timeout=10)
         assert response.status_code == 202, f"{response.status_code}: {response.text[:200]}"
 
-    def get(self, role: str, from_role: str, path: str, timeout: float = 10) -> dict:
+    def get(self, role: str, from_role: str, path: str, timeout: float = 10) -> dict[str, Any]:
         return self.from_host(from_role, lambda: requests.get(self.url(role) + path, headers=KEY,
                                                               timeout=timeout).json())
 
-    def sql(self, query: str, from_role: str = "client") -> list[tuple]:
+    def sql(self, query: str, from_role: str = "client") -> list[tuple[Any, ...]]:
         """Rows of ``query`` on the db host's PostgreSQL (an operator's connection from ``from_role``)."""
         assert self.pg is not None
 
-        def run() -> list[tuple]:
+        def run() -> list[tuple[Any, ...]]:
             with psycopg2.connect(self.pg.url, connect_timeout=5) as conn, conn.cursor() as cursor:
                 cursor.execute(query)
                 return cursor.fetchall() if cursor.description else []

@@ -41,7 +41,7 @@ class PostgresHost:
         self.url = f"postgresql://postgres@{self.address}:{port}/postgres"
         self.dir = Path(tempfile.mkdtemp(prefix="rakuda-pg-"))
         self.data = self.dir / "data"
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, log_path: str, from_role: str) -> PostgresHost:
         """initdb, then the server in the foreground; returns once ``from_role`` can connect."""
