@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -37,11 +38,20 @@ def wait_for_port(port: int, timeout: float = 15.0, proc: subprocess.Popen | Non
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
-def procfile_command(process: str) -> list[str]:
-    """The Procfile's line for ``process``, run with this interpreter: tests start what production runs."""
+def procfile_command(process: str, env: dict[str, str] | None = None) -> list[str]:
+    """The Procfile's line for ``process``, run with this interpreter: tests start what production runs.
+
+    ``${NAME:-default}`` and ``${NAME}`` are expanded from ``env`` as the shell that runs a Procfile would.
+    """
+    values = env or {}
+
+    def expand(match: re.Match[str]) -> str:
+        return values.get(match.group(1)) or match.group(2) or ""
+
     for line in (ROOT / "Procfile").read_text().splitlines():
         name, _, command = line.partition(":")
         if name.strip() == process:
+            command = re.sub(r"\$\{(\w+)(?::-([^}]*))?\}", expand, command)
             argv = shlex.split(command)
             return [sys.executable, "-m", argv[0], *argv[1:]]
     raise KeyError(f"no {process!r} line in the Procfile")

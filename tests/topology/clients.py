@@ -26,6 +26,7 @@ class ResumingClient:
     retry_s: float = 0.2
     read_timeout_s: float = 10.0
     received: list[str] = field(default_factory=list)  # bus ids, in arrival order (duplicates kept)
+    events: list[dict] = field(default_factory=list)  # the events themselves, in the same order
     resets: list[dict] = field(default_factory=list)
     connections: list[Connection] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -58,6 +59,10 @@ class ResumingClient:
 
     def got(self) -> set[str]:
         return set(self.received)
+
+    def orders(self) -> list[str]:
+        """The marketplace order ids of the ORDER_RECEIVED events received, in arrival order."""
+        return [e["payload"]["data"]["orderId"] for e in self.events if e["type"] == "ORDER_RECEIVED"]
 
     def _run(self) -> None:
         if self.netns is not None:
@@ -109,6 +114,7 @@ class ResumingClient:
             elif msg.event == "heartbeat":
                 self.heartbeats += 1
             else:
+                self.events += msg.json["events"]
                 self.received += [e["id"] for e in msg.json["events"]]
             if msg.id is not None:
                 self.last_id = msg.id

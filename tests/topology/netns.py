@@ -1,12 +1,16 @@
 """Hosts simulated with Linux network namespaces: a bridge, one veth per host, nftables to cut links.
 
 Every name carries a random tag, and the bridge lives in a namespace of its own, so parallel
-runs never share a name or an address. Everything is removed by ``Topology.destroy``.
+runs never share a name, and no address is ever routed outside the topology. The hosts take
+``<subnet>.10`` upwards; the subnet is ``RAKUDA_TOPOLOGY_SUBNET`` (three octets, default
+``10.214.0``), so a run can be moved off a range that something else on the machine uses.
+Everything is removed by ``Topology.destroy``.
 """
 
 from __future__ import annotations
 
 import ctypes
+import ipaddress
 import os
 import shutil
 import signal
@@ -19,7 +23,19 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000
-SUBNET = "10.213.0"
+DEFAULT_SUBNET = "10.214.0"
+
+
+def subnet_from_env() -> str:
+    """The first three octets the hosts' addresses share (``RAKUDA_TOPOLOGY_SUBNET``)."""
+    subnet = os.environ.get("RAKUDA_TOPOLOGY_SUBNET", DEFAULT_SUBNET)
+    try:
+        ipaddress.IPv4Network(f"{subnet}.0/24")
+    except ValueError:
+        raise ValueError(f"RAKUDA_TOPOLOGY_SUBNET={subnet!r} is not three octets such as 10.214.0") from None
+    return subnet
+
+
 _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 
 
@@ -71,7 +87,8 @@ def run(*argv: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 class Topology:
-    def __init__(self) -> None:
+    def __init__(self, subnet: str | None = None) -> None:
+        self.subnet = subnet or subnet_from_env()
         self.tag = uuid.uuid4().hex[:6]
         self.switch = f"rk{self.tag}-sw"
         self.hosts: dict[str, str] = {}  # role -> namespace
@@ -86,15 +103,16 @@ class Topology:
         for number, role in enumerate(roles, start=10):
             ns = f"rk{self.tag}-{role}"
             run("ip", "netns", "add", ns)
+            self.hosts[role] = ns  # known from now on, so destroy() removes it whatever fails next
             host_end, switch_end = f"rk{self.tag}h{number}", f"rk{self.tag}s{number}"
             run("ip", "link", "add", host_end, "netns", ns, "type", "veth", "peer", "name", switch_end,
                 "netns", self.switch)
             run("ip", "-n", self.switch, "link", "set", switch_end, "master", "br0", "up")
-            address = f"{SUBNET}.{number}"
+            address = f"{self.subnet}.{number}"
             run("ip", "-n", ns, "addr", "add", f"{address}/24", "dev", host_end)
             run("ip", "-n", ns, "link", "set", host_end, "up")
             run("ip", "-n", ns, "link", "set", "lo", "up")
-            self.hosts[role], self.addresses[role], self.links[role] = ns, address, switch_end
+            self.addresses[role], self.links[role] = address, switch_end
         return self
 
     def spawn(self, role: str, argv: list[str], log_path: str, **popen: Any) -> subprocess.Popen:
@@ -113,6 +131,12 @@ class Topology:
         """Packets between ``role`` and ``peer`` dropped (in ``role``'s namespace), the rest flows."""
         address = self.addresses[peer]
         self._nft(role, "inet rkdrop", f"ip saddr {address} drop", f"ip daddr {address} drop")
+
+    def drop_port_between(self, role: str, peer: str, port: int) -> None:
+        """Packets between ``role`` and one service (``port``) of ``peer`` dropped; its other services flow."""
+        address = self.addresses[peer]
+        self._nft(role, "inet rkdrop", f"ip saddr {address} tcp sport {port} drop",
+                  f"ip daddr {address} tcp dport {port} drop")
 
     def heal(self, role: str) -> None:
         run("ip", "netns", "exec", self.hosts[role], "nft", "delete", "table", "inet", "rkdrop", check=False)

@@ -1,134 +1,51 @@
-"""Several hosts in network namespaces: Redis, two gateway hosts, a worker host, a client host.
+"""Several hosts in network namespaces: Redis and PostgreSQL, two gateway hosts, a worker host, a client host.
 
-    db 10.213.0.10 (redis-server)    gw1 .11, gw2 .12 (gunicorn + gevent gateways)
-    worker .13 (publishes events over the network)    client .14 (the dashboards' streams)
-
-all on one bridge in a namespace of its own. Faults: a host's link set down, every packet of a
-host dropped (nftables), packets between one gateway and Redis dropped.
+Every event in these tests is a real order: a signed webhook POSTed from the client host to a
+gateway host, stored in PostgreSQL on the db host, processed by the Celery worker on the worker
+host, committed with its ORDER_RECEIVED and published through the outbox (tests/topology/hosts.py).
+One deployment serves the whole module. Faults: a host's link set down, every packet of a host
+dropped (nftables), packets between one host and Redis dropped.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psycopg2
 import pytest
-import requests
 
-from shared.config import Settings
-from shared.event_bus import EventBus
-from shared.exceptions import PublishError
-from shared.realtime import RealTimeEvent
-from tests.servers import ROOT, procfile_command
 from tests.sse_client import SSEClient
 from tests.topology.clients import ResumingClient
-from tests.topology.netns import Topology, enter_netns, netns_unavailable
+from tests.topology.hosts import HEARTBEAT_MS, KEY, SEND_TIMEOUT_MS, Deployment, wait_until
+from tests.topology.netns import netns_unavailable
 
 _why_not = netns_unavailable()
 pytestmark = [pytest.mark.slow, pytest.mark.topology, pytest.mark.skipif(_why_not is not None, reason=str(_why_not))]
 
-KEY = {"X-API-Key": "test-key"}
-HEARTBEAT_MS, SEND_TIMEOUT_MS = 1000, 2000
-GATEWAY_ENV = {
-    "API_KEYS": "test-key", "ADMIN_API_KEYS": "test-key", "SECRET_KEY": "test-secret",
-    "SSE_HEARTBEAT_INTERVAL": str(HEARTBEAT_MS),
-    "SSE_SEND_TIMEOUT": str(SEND_TIMEOUT_MS), "SSE_DEBOUNCE_WINDOW": "100", "REALTIME_REPORT_INTERVAL": "0.5",
-    "WEB_CONCURRENCY": "1", "PORT": "5000", "ACCESS_LOG": "-",
-}
-
-
-class Net:
-    """The running topology: its hosts, and a thread pool per host to act from it."""
-
-    def __init__(self) -> None:
-        self.topo = Topology().create(["db", "gw1", "gw2", "worker", "client"])
-        self.logs = Path(tempfile.mkdtemp(prefix="rakuda-netns-"))
-        self.at = {role: ThreadPoolExecutor(max_workers=4, initializer=enter_netns, initargs=(ns,))
-                   for role, ns in self.topo.hosts.items()}
-        self.redis_url = f"redis://{self.topo.addresses['db']}:6379/0"
-
-    def url(self, role: str) -> str:
-        return f"http://{self.topo.addresses[role]}:5000"
-
-    def start(self) -> Net:
-        redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.topo.spawn("db", [redis_server, "--bind", self.topo.addresses["db"], "--port", "6379",
-                               "--protected-mode", "no", "--save", "", "--appendonly", "no",
-                               "--dir", str(self.logs)], str(self.logs / "redis.log"))
-        for role in ("gw1", "gw2"):
-            env = {**GATEWAY_ENV, "HOST": self.topo.addresses[role], "REDIS_URL": self.redis_url,
-                   "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONPATH": str(ROOT)}
-            self.topo.spawn(role, procfile_command("web"), str(self.logs / f"{role}.log"), cwd=ROOT, env=env)
-        for role in ("gw1", "gw2"):
-            self.from_host("client", wait_healthy, self.url(role))
-        settings = Settings.from_env({"REDIS_URL": self.redis_url, "API_KEYS": "test-key"})
-        self.bus = EventBus()
-        self.from_host("worker", self.bus.initialize, settings)
-        return self
-
-    def from_host(self, role: str, fn, *args, **kwargs):
-        return self.at[role].submit(fn, *args, **kwargs).result(timeout=120)
-
-    def publish(self, ident: str, deadline_s: float = 60.0) -> str:
-        """From the worker host, retried like the outbox relay retries."""
-        deadline = time.time() + deadline_s
-        while True:
-            try:
-                return self.from_host("worker", self.bus.publish, "orders",
-                                      RealTimeEvent.create("ORDER_RECEIVED", ident, "created", None))
-            except PublishError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.2)
-
-    def get(self, role: str, from_role: str, path: str, timeout: float = 10) -> dict:
-        return self.from_host(from_role, lambda: requests.get(self.url(role) + path, headers=KEY,
-                                                              timeout=timeout).json())
-
-    def stop(self) -> None:
-        try:
-            self.from_host("worker", self.bus.close)
-        finally:
-            for pool in self.at.values():
-                pool.shutdown(wait=False, cancel_futures=True)
-            self.topo.destroy()
-            shutil.rmtree(self.logs, ignore_errors=True)
-
-
-def wait_healthy(url: str, timeout: float = 30.0) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            if requests.get(url + "/api/health", timeout=1).json().get("redisReachable"):
-                return
-        except (requests.RequestException, ValueError):
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} not healthy")
+REDIS_PORT = 6379
+NOT_PUBLISHED = "committed but not published"
 
 
 @pytest.fixture(scope="module")
 def net():
-    network = Net()
+    deployment = Deployment()
     try:
-        network.start()
-        yield network
+        try:
+            deployment.start()
+        except Exception as exc:
+            raise RuntimeError(f"the deployment did not start: {exc}\n{deployment.tails()}") from exc
+        yield deployment
     finally:
-        network.stop()
+        deployment.stop()
 
 
-def wait(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+def stream(net: Deployment, role: str, *fallbacks: str) -> ResumingClient:
+    """A dashboard on the client host reading ``role``'s stream (then the ``fallbacks`` in turn)."""
+    return ResumingClient(net.url(role) + "/api/realtime/events", KEY,
+                          fallback_urls=tuple(net.url(f) + "/api/realtime/events" for f in fallbacks),
+                          netns=net.topo.hosts["client"], read_timeout_s=3 * HEARTBEAT_MS / 1000).start()
 
 
 def open_fds(pid: int) -> int:
@@ -136,38 +53,45 @@ def open_fds(pid: int) -> int:
 
 
 def test_a_stream_resumes_on_the_other_gateway_host_when_its_host_goes_away(net):
-    client = ResumingClient(net.url("gw1") + "/api/realtime/events", KEY,
-                            fallback_urls=(net.url("gw2") + "/api/realtime/events",),
-                            netns=net.topo.hosts["client"], read_timeout_s=3 * HEARTBEAT_MS / 1000).start()
-    published: list[str] = []
+    client = stream(net, "gw1", "gw2")
+    posted: list[str] = []
     stop = threading.Event()
 
-    def keep_publishing() -> None:
-        i = 0
-        while not stop.is_set():
-            published.append(net.publish(f"away-{i}"))
-            i += 1
-            time.sleep(0.05)
+    refused: list[str] = []
 
-    publisher = threading.Thread(target=keep_publishing)
+    def keep_ordering() -> None:  # the marketplace delivers to the host that stays
+        while not stop.is_set():
+            order_id = f"JO-away-{len(posted)}"
+            try:
+                net.post_order("gw2", order_id)
+            except (AssertionError, OSError) as exc:
+                refused.append(f"{order_id}: {exc}")
+                return
+            posted.append(order_id)
+            time.sleep(0.1)
+
+    ordering = threading.Thread(target=keep_ordering)
     try:
         assert client.connected.wait(15), client.errors
         assert client.connections[-1].url.startswith(net.url("gw1"))
-        publisher.start()
-        time.sleep(1.0)
+        ordering.start()
+        wait_until(lambda: len(client.orders()) >= 3, 30, "the worker's first events on gw1")
         gone_at = time.time()
         net.topo.set_link("gw1", up=False)  # the host vanishes: no FIN, no RST
-        wait(lambda: client.connections[-1].url.startswith(net.url("gw2")), 20, "a stream on gw2")
+        wait_until(lambda: client.connections[-1].url.startswith(net.url("gw2")), 20, "a stream on gw2")
         resumed_after = client.connections[-1].opened_at - gone_at
         time.sleep(1.0)
         stop.set()
-        publisher.join()
-        wait(lambda: set(published) <= client.got(), 15, "every event on the client")
+        ordering.join()
+        assert refused == []
+        wait_until(lambda: set(posted) <= set(client.orders()), 30, "every order's event on the client")
         assert client.connections[-1].resumed and client.resets == []
         print(f"host gone: resumed on the other gateway host after {resumed_after:.1f}s, "
-              f"{len(published)} events, none lost")
+              f"{len(posted)} orders processed by the worker, none lost")
     finally:
         stop.set()
+        if ordering.is_alive():
+            ordering.join()
         client.stop()
         net.topo.set_link("gw1", up=True)
 
@@ -187,17 +111,19 @@ def test_a_silent_client_host_has_every_stream_closed_within_the_timeout(net):
 
     streams = net.from_host("client", open_streams, 20)
     try:
-        wait(lambda: net.get("gw1", "worker", "/api/realtime/connections")["total"] >= baseline_streams + 20,
-             10, "20 streams listed")
+        wait_until(lambda: net.get("gw1", "worker", "/api/realtime/connections")["total"] >= baseline_streams + 20,
+                   10, "20 streams listed")
+        net.post_order("gw2", "JO-silent-0")  # the streams carry a real event before the silence
+        wait_until(lambda: all(_next_order(s) for s in streams), 30, "the event on every stream")
         # One socket per stream (give or take a pooled Redis connection the process opened or closed meanwhile).
         assert open_fds(pid) >= baseline_fds + 20 - 2
         silent_at = time.time()
         net.topo.drop_all("client")  # its packets vanish: no FIN, no RST, nothing
         limit = max(HEARTBEAT_MS, SEND_TIMEOUT_MS) / 1000 + 5
-        wait(lambda: net.get("gw1", "worker", "/api/realtime/connections")["total"] <= baseline_streams,
-             limit, "the silent client's streams closed")
+        wait_until(lambda: net.get("gw1", "worker", "/api/realtime/connections")["total"] <= baseline_streams,
+                   limit, "the silent client's streams closed")
         closed_after = time.time() - silent_at
-        wait(lambda: open_fds(pid) <= baseline_fds + 2, 5, "the gateway's fds back to where they were")
+        wait_until(lambda: open_fds(pid) <= baseline_fds + 2, 5, "the gateway's fds back to where they were")
         print(f"silent peer: 20 streams closed {closed_after:.1f}s after the client host went silent "
               f"(limit {limit:.0f}s); fds {open_fds(pid)} (baseline {baseline_fds})")
     finally:
@@ -206,33 +132,86 @@ def test_a_silent_client_host_has_every_stream_closed_within_the_timeout(net):
             s.close()
 
 
+def _next_order(client: SSEClient) -> bool:
+    """True once ``client`` read an ORDER_RECEIVED message (heartbeats skipped)."""
+    while True:
+        message = client.next(10)
+        if message.event == "ORDER_RECEIVED":
+            return True
+
+
 def test_a_partition_between_a_gateway_and_redis_keeps_heartbeats_and_loses_nothing(net):
-    client = ResumingClient(net.url("gw1") + "/api/realtime/events", KEY, netns=net.topo.hosts["client"],
-                            read_timeout_s=3 * HEARTBEAT_MS / 1000).start()
+    client = stream(net, "gw1")
     try:
         assert client.connected.wait(15), client.errors
-        first = net.publish("before-partition")
-        wait(lambda: first in client.got(), 10, "an event before the partition")
+        net.post_order("gw2", "JO-before-partition")
+        wait_until(lambda: "JO-before-partition" in client.orders(), 30, "an order before the partition")
         cut_at = time.time()
-        net.topo.drop_between("gw1", "db")
-        status = wait(lambda: (s := net.get("gw1", "client", "/api/realtime/status", timeout=20))
-                      and not s["redisReachable"] and s, 30, "status saying Redis is unreachable")
+        net.topo.drop_port_between("gw1", "db", REDIS_PORT)  # gw1 still reaches PostgreSQL
+        status = wait_until(lambda: (s := net.get("gw1", "client", "/api/realtime/status", timeout=20))
+                            and not s["redisReachable"] and s, 30, "status saying Redis is unreachable")
         unreachable_after = time.time() - cut_at
         assert status["redisError"]
         heartbeats = client.heartbeats
-        during = [net.publish(f"during-{i}") for i in range(20)]  # the worker still reaches Redis
+        during = [f"JO-during-{i}" for i in range(10)]
+        for order_id in during:  # delivered to gw2; the worker still reaches Redis
+            net.post_order("gw2", order_id)
         time.sleep(3 * HEARTBEAT_MS / 1000)
         assert client.heartbeats >= heartbeats + 2, "heartbeats stopped during the partition"
-        assert len(client.connections) == 1 and not (set(during) & client.got())
+        assert len(client.connections) == 1 and not (set(during) & set(client.orders()))
         healed_at = time.time()
         net.topo.heal("gw1")
-        wait(lambda: set(during) <= client.got(), 30, "events published during the partition")
+        wait_until(lambda: set(during) <= set(client.orders()), 30, "orders placed during the partition")
         delivered_after = time.time() - healed_at
         assert len(client.connections) == 1 and client.resets == []  # same stream, no restart
-        wait(lambda: net.get("gw1", "client", "/api/realtime/status")["redisReachable"], 15, "status healed")
-        print(f"partition: status said unreachable {unreachable_after:.1f}s after the cut; events of the "
-              f"partition delivered {delivered_after:.1f}s after the heal on the same stream")
+        wait_until(lambda: net.get("gw1", "client", "/api/realtime/status")["redisReachable"], 15, "status healed")
+        print(f"gateway partition: status said unreachable {unreachable_after:.1f}s after the cut; orders of "
+              f"the partition delivered {delivered_after:.1f}s after the heal on the same stream")
     finally:
         net.topo.heal("gw1")
         client.stop()
 
+
+def test_a_partition_between_the_worker_and_redis_delays_its_events_through_the_outbox(net):
+    client = stream(net, "gw2")
+    worker = net.topo.addresses["worker"]
+    lock: psycopg2.extensions.connection | None = None
+    try:
+        assert client.connected.wait(15), client.errors
+        # An operator's transaction holds the orders table, so both worker processes take a delivery
+        # and wait inside their transactions; Redis goes away from the worker while they wait.
+        lock = net.from_host("client", psycopg2.connect, net.pg.url, connect_timeout=5)
+        with lock.cursor() as cursor:
+            cursor.execute("LOCK TABLE orders IN EXCLUSIVE MODE")
+        held = [f"JO-held-{i}" for i in range(2)]
+        for order_id in held:
+            net.post_order("gw2", order_id)
+        wait_until(lambda: net.sql(f"SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                   f"AND client_addr = '{worker}'")[0][0] == len(held), 30,
+                   "both deliveries waiting in the worker")
+        unpublished_before = net.log("worker").count(NOT_PUBLISHED)
+        net.topo.drop_port_between("worker", "db", REDIS_PORT)  # PostgreSQL still answers the worker
+        cut_at = time.time()
+        lock.rollback()  # the orders commit now, with their events in the outbox
+        wait_until(lambda: net.log("worker").count(NOT_PUBLISHED) >= unpublished_before + len(held), 60,
+                   "the worker's post-commit publish refused")
+        refused_after = time.time() - cut_at
+        assert net.sql("SELECT count(*) FROM outbox_events WHERE published_at IS NULL")[0][0] == len(held)
+        assert net.sql("SELECT count(*) FROM orders WHERE marketplace_order_id LIKE 'JO-held-%'")[0][0] == len(held)
+        assert not set(held) & set(client.orders())
+        healed_at = time.time()
+        net.topo.heal("worker")
+        wait_until(lambda: set(held) <= set(client.orders()), 60, "the held orders' events after the heal")
+        relayed_after = time.time() - healed_at
+        wait_until(lambda: net.sql("SELECT count(*) FROM outbox_events WHERE published_at IS NULL")[0][0] == 0,
+                   30, "the outbox emptied")
+        assert client.resets == [] and len(client.connections) == 1
+        net.post_order("gw2", "JO-after-heal")  # and the worker takes new deliveries again
+        wait_until(lambda: "JO-after-heal" in client.orders(), 60, "a new order after the heal")
+        print(f"worker partition: post-commit publish refused {refused_after:.1f}s after the cut; the relay "
+              f"delivered the {len(held)} events {relayed_after:.1f}s after the heal")
+    finally:
+        if lock is not None:
+            lock.close()
+        net.topo.heal("worker")
+        client.stop()
