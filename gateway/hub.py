@@ -20,13 +20,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, cast
 
 import gevent
 import gevent.event
 import gevent.lock
 import redis
 
-from gateway import failover, history, messages, stream_ids
+from gateway import failover, history, messages, sse, stream_ids
 from gateway.admission import ResumeTurns
 from gateway.clients import StreamClient
 from gateway.debounce import Batch, Debouncer, cursor_with, not_held
@@ -45,6 +46,8 @@ from shared.redis_client import redis_for, warn_unless_noeviction
 log = logging.getLogger(__name__)
 
 EVENT_TYPES = tuple(TYPE_CHANNELS)
+# One history entry as the reader gets it (bytes: the reader does not decode replies).
+RawEntry = tuple[bytes, dict[bytes, bytes]]
 READ_COUNT = 1000
 READ_BLOCK_MS = 1000
 CONNECTION_LIST_LIMIT = 200
@@ -251,7 +254,9 @@ class Hub:
         held = client.resume_held
         # A replayed message's id may not pass an event that is still held back for this client.
         cap = cursor_with(held, client.resume_until, client.types)
-        run_type, run, run_last = None, [], after
+        run_type: str | None = None
+        run: list[str] = []
+        run_last = after
         if plan.entries is not None:
             entries = plan.entries
         else:
@@ -269,7 +274,7 @@ class Hub:
         assert event_type is not None
         self.replayed_events += len(run)
         raw = messages.event_message(event_type, messages.batch_data(event_type, run, len(run)), cursor, self.epoch)
-        return messages.sse.chunk(raw) if chunked else raw
+        return sse.chunk(raw) if chunked else raw
 
     def reset_cursor(self, client: StreamClient) -> StreamId:
         return cursor_with(client.resume_held, client.resume_until, client.types)
@@ -296,7 +301,8 @@ class Hub:
                                  stream_ids.format(self.debouncer.read_up_to), self.epoch)
                     self.redis_ok, self.redis_error = True, ""  # reachable; the XREAD below may block a while
                     position = stream_ids.format(self.debouncer.read_up_to)
-                    response = reader.xread({HISTORY_STREAM: position}, count=READ_COUNT, block=READ_BLOCK_MS)
+                    response = cast(list[tuple[bytes, list[RawEntry]]],
+                                    reader.xread({HISTORY_STREAM: position}, count=READ_COUNT, block=READ_BLOCK_MS))
                     self.redis_ok, self.redis_error, backoff, reconnected = True, "", 0.1, False
                     if response:
                         self._take(response[0][1])
@@ -326,7 +332,7 @@ class Hub:
             # Reading on from our old position would skip events the new primary numbers below it.
             self.debouncer.start_at(info.last_generated)
 
-    def _take(self, entries: list) -> None:
+    def _take(self, entries: list[RawEntry]) -> None:
         now, wall_ms = _now_ms(), time.time() * 1000
         # The time an event took to reach us is taken off its window (a window runs from the
         # publish), but at most 100 ms: a gateway clock ahead of Redis's must not end windows early.
@@ -383,7 +389,7 @@ class Hub:
                     messages.event_message(batches[i].type, data[i], batches[i].cursor_for(client.types), self.epoch)
                     for i in mine
                 )
-                plan = plans[key] = (messages.sse.chunk(raw) if client.chunked else raw, mine)
+                plan = plans[key] = (sse.chunk(raw) if client.chunked else raw, mine)
             frame, mine = plan
             if client.send(frame):
                 client.messages_sent += len(mine)
@@ -465,7 +471,7 @@ class Hub:
         self._totals.reported(totals)
 
     # --- what /status and /stats show ---
-    def snapshot(self, with_connections: bool = False) -> dict:
+    def snapshot(self, with_connections: bool = False) -> dict[str, Any]:
         snap = {
             "processId": self.process_id,
             "pid": os.getpid(),
@@ -495,7 +501,7 @@ class Hub:
         return snap
 
     @staticmethod
-    def describe(client: StreamClient) -> dict:
+    def describe(client: StreamClient) -> dict[str, Any]:
         info = client.describe()
         info["channels"] = sorted(short_name(TYPE_CHANNELS[t]) for t in client.types)
         return info
