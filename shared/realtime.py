@@ -49,6 +49,18 @@ def _check_json(value: Any, path: str) -> None:
     raise InvalidEventError(path, f"{type(value).__name__} is not JSON")
 
 
+def checked_timestamp(value: str) -> str:
+    """``value`` if it is an ISO 8601 timestamp in UTC; ValueError otherwise."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO 8601 timestamp") from None
+    offset = parsed.utcoffset()
+    if offset is None or offset.total_seconds() != 0:
+        raise ValueError(f"{value!r} is not in UTC")
+    return value
+
+
 class EventPayload(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -77,13 +89,7 @@ class RealTimeEvent(BaseModel):
     @field_validator("timestamp")
     @classmethod
     def _timestamp_is_iso_utc(cls, value: str) -> str:
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{value!r} is not an ISO 8601 timestamp") from None
-        if parsed.utcoffset() is None or parsed.utcoffset().total_seconds() != 0:
-            raise ValueError(f"{value!r} is not in UTC")
-        return value
+        return checked_timestamp(value)
 
     @classmethod
     def parse(cls, value: RealTimeEvent | dict[str, Any] | str | bytes) -> RealTimeEvent:
@@ -116,8 +122,11 @@ class RealTimeEvent(BaseModel):
         id: str | int,
         action: Action,
         data: dict[str, Any] | None = None,
+        timestamp: str | None = None,
     ) -> RealTimeEvent:
-        """Build and validate an event with the current UTC timestamp.
+        """Build and validate an event stamped ``timestamp`` (from ``utc_now_iso()``; now by default).
+
+        Events of one change may share one timestamp, taken once.
 
         Each field is checked here against the same rules as ``parse`` (InvalidEventError names
         the field); the model is then constructed without a second pass, since the timestamp is
@@ -138,8 +147,15 @@ class RealTimeEvent(BaseModel):
                 raise InvalidEventError("payload.data", f"{data.__class__.__name__} is not an object")
             _check_json(data, "payload.data")
             data = dict(data)
+        if timestamp is None:
+            timestamp = utc_now_iso()
+        else:
+            try:
+                checked_timestamp(timestamp)
+            except (ValueError, AttributeError):
+                raise InvalidEventError("timestamp", f"{timestamp!r} is not an ISO 8601 timestamp in UTC") from None
         payload = EventPayload.model_construct(id=id, action=action, data=data)
-        return cls.model_construct(type=event_type, payload=payload, timestamp=utc_now_iso(), id=None)
+        return cls.model_construct(type=event_type, payload=payload, timestamp=timestamp, id=None)
 
     def to_json(self, extra_data: dict[str, Any] | None = None) -> str:
         """Compact JSON without the bus id (the bus adds it when it publishes).

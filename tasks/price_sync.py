@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from shared.models import ExchangeRate, Listing, ListingStatus, PriceHistory, PriceSetting, Product, utcnow
-from shared.realtime import RealTimeEvent, RealTimeEventType
+from shared.realtime import RealTimeEvent, RealTimeEventType, utc_now_iso
 from tasks.errors import MissingExchangeRateError, PermanentError, PriceSettingError, TransientError
 from tasks.pricing import Fees, listing_price, moved_enough, shipping_usd
 from tasks.runtime import Runtime
@@ -132,11 +132,12 @@ def record_reprices(rt: Runtime, plans: list[Reprice], result: SyncResult) -> No
         write_prices(session, rt.db.is_postgresql, [plan for _row, plan in moved])
         write_history(session, rt.db.is_postgresql, [(row.id, row.listing_price, plan.new_price, row.currency)
                                                      for row, plan in moved])
+        now = utc_now_iso()
         changes.emit_all(RealTimeEvent.create(
             RealTimeEventType.PRICE_CHANGE, row.id, "updated",
             {"oldPrice": str(row.listing_price) if row.listing_price is not None else None,
              "newPrice": str(plan.new_price), "currency": row.currency, "listingId": row.id,
-             "marketplace": row.marketplace.value, "kind": "listing"},
+             "marketplace": row.marketplace.value, "kind": "listing"}, now,
         ) for row, plan in moved)
         result.changed += len(moved)
 
