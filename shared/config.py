@@ -150,7 +150,7 @@ class Settings:
     inventory_recheck_after_s: float = setting("INVENTORY_RECHECK_AFTER", 3600.0, _float)
     inventory_batch_size: int = setting("INVENTORY_BATCH_SIZE", 50, _int, minimum=1)
     price_sync_interval_s: float = setting("PRICE_SYNC_INTERVAL", 300.0, _float)
-    price_sync_batch_size: int = setting("PRICE_SYNC_BATCH_SIZE", 100, _int, minimum=1)
+    price_sync_batch_size: int = setting("PRICE_SYNC_BATCH_SIZE", 1000, _int, minimum=1)
     outbox_relay_interval_s: float = setting("OUTBOX_RELAY_INTERVAL", 5.0, _float)
     webhook_sweep_interval_s: float = setting("WEBHOOK_SWEEP_INTERVAL", 30.0, _float)
     webhook_sweep_after_s: float = setting("WEBHOOK_SWEEP_AFTER", 30.0, _float)
