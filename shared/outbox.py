@@ -71,12 +71,11 @@ def store(session: Session, postgresql: bool, events: list[RealTimeEvent]) -> li
 
 def _store_one(session: Session, event: RealTimeEvent, now: datetime) -> StoredEvent:
     """One row, then its JSON once its id is known (databases without sequences)."""
-    table = OutboxEvent.__table__
     channel = TYPE_CHANNELS[event.type.value]
-    inserted = session.execute(insert(table).values(channel=channel, event_json="", created_at=now))
-    row_id = int(inserted.inserted_primary_key[0])
+    row_id = session.scalars(insert(OutboxEvent).values(channel=channel, event_json="", created_at=now)
+                             .returning(OutboxEvent.id)).one()
     encoded = event.encoded({"outboxId": row_id})
-    session.execute(update(table).where(table.c.id == row_id).values(event_json=encoded.json))
+    session.execute(update(OutboxEvent).where(OutboxEvent.id == row_id).values(event_json=encoded.json))
     return StoredEvent(row_id, channel, encoded)
 
 
