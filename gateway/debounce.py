@@ -123,13 +123,19 @@ class Debouncer:
             if batch.deadline_ms <= now_ms:
                 due.append(self._open.pop(event_type))
         due.sort(key=lambda b: b.first_id)
-        for i, batch in enumerate(due):
-            pending = {t: b.first_id for t, b in self._open.items()}
-            for later in due[i + 1:]:
-                if later.type not in pending or later.first_id < pending[later.type]:
-                    pending[later.type] = later.first_id
+        # Newest first: each batch's pending firsts are the open ones and, per type, the
+        # earliest of the due batches after it (one pass, however many batches are due).
+        open_firsts = {t: b.first_id for t, b in self._open.items()}
+        later_firsts: dict[str, StreamId] = {}
+        for batch in reversed(due):
+            pending = dict(open_firsts)
+            for event_type, first in later_firsts.items():
+                if event_type not in pending or first < pending[event_type]:
+                    pending[event_type] = first
             batch.pending_after = pending
             batch.read_up_to = self.read_up_to
+            if batch.type not in later_firsts or batch.first_id < later_firsts[batch.type]:
+                later_firsts[batch.type] = batch.first_id
         return due
 
     def pending_firsts(self) -> dict[str, StreamId]:

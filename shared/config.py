@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     inventory_recheck_after_s: float = env("INVENTORY_RECHECK_AFTER", 3600.0, ge=0)
     inventory_batch_size: int = env("INVENTORY_BATCH_SIZE", 50, ge=1)
     price_sync_interval_s: float = env("PRICE_SYNC_INTERVAL", 300.0, ge=0)
-    price_sync_batch_size: int = env("PRICE_SYNC_BATCH_SIZE", 100, ge=1)
+    price_sync_batch_size: int = env("PRICE_SYNC_BATCH_SIZE", 1000, ge=1)
     outbox_relay_interval_s: float = env("OUTBOX_RELAY_INTERVAL", 5.0, ge=0)
     webhook_sweep_interval_s: float = env("WEBHOOK_SWEEP_INTERVAL", 30.0, ge=0)
     webhook_sweep_after_s: float = env("WEBHOOK_SWEEP_AFTER", 30.0, ge=0)

@@ -34,7 +34,7 @@ from shared.constants import (
 )
 from shared.consumer import Consumer, Entry, group_status
 from shared.exceptions import ChannelMismatchError, PublishError, UnknownChannelError
-from shared.realtime import RealTimeEvent
+from shared.realtime import EncodedEvent, RealTimeEvent
 from shared.redis_client import redis_for
 from shared.redis_replies import text
 
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["Consumer", "Entry", "EventBus", "event_bus", "group_status"]
 
-EventLike = RealTimeEvent | dict[str, Any] | str
+EventLike = RealTimeEvent | EncodedEvent | dict[str, Any] | str
 
 _PUBLISH_SCRIPT = """
 local maxlen, max_age_ms, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
@@ -156,15 +156,17 @@ class EventBus:
     def publish_many(self, channel: str, events: Iterable[EventLike]) -> list[str]:
         """Publish events in order, one round trip per PUBLISH_CHUNK; returns their bus ids.
 
-        Every event is validated before any is sent: one bad event publishes nothing.
+        Every event is validated before any is sent: one bad event publishes nothing. An
+        ``EncodedEvent`` was validated when it was made: only its type is checked here.
         """
         full_channel = _resolve(channel)
         expected_type = CHANNEL_TYPES[full_channel]
-        checked = []
+        checked: list[RealTimeEvent | EncodedEvent] = []
         for raw in events:
-            event = RealTimeEvent.parse(raw)
-            if event.type.value != expected_type:
-                raise ChannelMismatchError(full_channel, event.type.value, _channel_of(event))
+            event = raw if isinstance(raw, EncodedEvent) else RealTimeEvent.parse(raw)
+            event_type = event.type if isinstance(event, EncodedEvent) else event.type.value
+            if event_type != expected_type:
+                raise ChannelMismatchError(full_channel, event_type, _channel_of(event_type))
             checked.append(event)
         if not checked:
             return []
@@ -181,7 +183,8 @@ class EventBus:
             for start in range(0, len(checked), PUBLISH_CHUNK):
                 args: list[Any] = list(header)
                 for event in checked[start:start + PUBLISH_CHUNK]:
-                    args += (full_channel, expected_type, event.to_json())
+                    body = event.json if isinstance(event, EncodedEvent) else event.to_json()
+                    args += (full_channel, expected_type, body)
                 ids += [text(i) for i in cast(list[Any], self._script(keys=keys, args=args, client=self.redis))]
         except redis.RedisError as exc:
             raise PublishError(full_channel, exc) from exc
@@ -241,10 +244,10 @@ def _resolve(channel: str) -> str:
         raise UnknownChannelError(channel) from None
 
 
-def _channel_of(event: RealTimeEvent) -> str:
+def _channel_of(event_type: str) -> str:
     from shared.constants import TYPE_CHANNELS
 
-    return TYPE_CHANNELS[event.type.value]
+    return TYPE_CHANNELS[event_type]
 
 
 event_bus = EventBus()

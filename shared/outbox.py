@@ -1,11 +1,13 @@
 """Events that follow the commit: written with the change, published after it, relayed if Redis was down.
 
 A change and the events describing it are written in ONE transaction (``Outbox.transaction``),
-so a rolled-back change never publishes. Right after the commit the new rows are published
-(grouped by channel, one ``publish_many`` per channel) and marked sent. If Redis refuses
-them, they stay unsent and ``relay()`` (a periodic task) publishes them later. On PostgreSQL
-rows are claimed with ``FOR UPDATE SKIP LOCKED``, so the post-commit publisher and any number
-of relays never publish the same row at once.
+so a rolled-back change never publishes. The events of a transaction are stored in one
+statement at its end, each already carrying its row id as ``data.outboxId`` (the ids are taken
+from the table's sequence first), so the stored JSON is exactly what is published. Right after
+the commit the new rows are published (grouped by channel, one ``publish_many`` per channel)
+and marked sent by id array. If Redis refuses them, they stay unsent and ``relay()`` (a
+periodic task) publishes them later. On PostgreSQL rows are claimed with ``FOR UPDATE SKIP
+LOCKED``, so the post-commit publisher and any number of relays never publish the same row at once.
 
 Delivery is at least once: a crash between publishing and marking sent republishes. Each
 event carries ``data.outboxId`` so a consumer can drop a duplicate.
@@ -20,42 +22,73 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy import CursorResult, Table, bindparam, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from shared.constants import TYPE_CHANNELS
+from shared.constants import CHANNEL_TYPES, TYPE_CHANNELS
 from shared.database import Database
 from shared.event_bus import EventBus
 from shared.exceptions import PublishError
 from shared.models import OutboxEvent, utcnow
-from shared.realtime import RealTimeEvent
+from shared.realtime import EncodedEvent, RealTimeEvent
 
 log = logging.getLogger(__name__)
 
 RELAY_BATCH = 1000
 
 
-def record(session: Session, events: Iterable[RealTimeEvent]) -> list[OutboxEvent]:
-    """Add ``events`` to the outbox in ``session``'s transaction (validated, not yet published)."""
-    rows = []
-    for event in events:
-        event = RealTimeEvent.parse(event)
-        rows.append(OutboxEvent(channel=TYPE_CHANNELS[event.type.value], event_json=event.to_json()))
-    session.add_all(rows)
-    return rows
+class StoredEvent(NamedTuple):
+    """An outbox row as the publisher needs it: its id, its channel and the event to publish."""
+
+    id: int
+    channel: str
+    event: EncodedEvent
 
 
-def stamped(event_id: int, event_json: str) -> dict[str, Any]:
-    """The stored event with ``data.outboxId`` set, so consumers can tell a republished duplicate.
+def store(session: Session, postgresql: bool, events: list[RealTimeEvent]) -> list[StoredEvent]:
+    """Insert ``events`` (validated where they were made) as outbox rows in ``session``'s transaction.
 
-    The stored JSON was validated when it was written; ``publish_many`` validates it again.
+    On PostgreSQL: one statement for the ids (the sequence's next values), one for the rows.
     """
-    event = json.loads(event_json)
-    payload = event["payload"]
-    payload["data"] = {**(payload.get("data") or {}), "outboxId": event_id}
-    return cast(dict[str, Any], event)
+    if not events:
+        return []
+    now = utcnow()
+    if not postgresql:
+        return [_store_one(session, event, now) for event in events]
+    ids = session.execute(text("SELECT nextval(pg_get_serial_sequence('outbox_events', 'id')) "
+                               "FROM generate_series(1, :n)"), {"n": len(events)}).scalars().all()
+    stored = [StoredEvent(row_id, TYPE_CHANNELS[event.type.value], event.encoded({"outboxId": row_id}))
+              for row_id, event in zip(ids, events, strict=True)]
+    session.execute(text(
+        "INSERT INTO outbox_events (id, channel, event_json, created_at) SELECT u.id, u.channel, u.body, :now "
+        "FROM unnest(CAST(:ids AS bigint[]), CAST(:channels AS varchar[]), CAST(:bodies AS text[])) "
+        "AS u(id, channel, body)"
+    ), {"now": now, "ids": ids, "channels": [s.channel for s in stored], "bodies": [s.event.json for s in stored]})
+    return stored
+
+
+def _store_one(session: Session, event: RealTimeEvent, now: datetime) -> StoredEvent:
+    """One row, then its JSON once its id is known (databases without sequences)."""
+    channel = TYPE_CHANNELS[event.type.value]
+    row_id = session.scalars(insert(OutboxEvent).values(channel=channel, event_json="", created_at=now)
+                             .returning(OutboxEvent.id)).one()
+    encoded = event.encoded({"outboxId": row_id})
+    session.execute(update(OutboxEvent).where(OutboxEvent.id == row_id).values(event_json=encoded.json))
+    return StoredEvent(row_id, channel, encoded)
+
+
+def stored_event(row_id: int, channel: str, event_json: str) -> StoredEvent:
+    """A row read back for the relay: its JSON is published as stored (validated when it was made).
+
+    Rows written without ``data.outboxId`` in their JSON get it added here.
+    """
+    if '"outboxId":' not in event_json:
+        event = json.loads(event_json)
+        event["payload"]["data"] = {**(event["payload"].get("data") or {}), "outboxId": row_id}
+        event_json = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return StoredEvent(row_id, channel, EncodedEvent(CHANNEL_TYPES[channel], event_json))
 
 
 def mark_sent(session: Session, postgresql: bool, ids: list[int], bus_ids: list[str | None],
@@ -69,10 +102,20 @@ def mark_sent(session: Session, postgresql: bool, ids: list[int], bus_ids: list[
             "FROM unnest(CAST(:ids AS bigint[]), CAST(:bus_ids AS varchar[])) AS s(id, bus_id) WHERE o.id = s.id"
         ), {"now": now, "ids": ids, "bus_ids": bus_ids})
         return
-    table = OutboxEvent.__table__
+    table = cast(Table, OutboxEvent.__table__)
     session.execute(update(table).where(table.c.id == bindparam("row_id"))
                     .values(published_at=now, bus_id=bindparam("row_bus_id")),
                     [{"row_id": i, "row_bus_id": b} for i, b in zip(ids, bus_ids, strict=True)])
+
+
+def claim(session: Session, postgresql: bool, ids: list[int]) -> set[int]:
+    """Those of ``ids`` still unsent and not being published by anyone else (locked until commit)."""
+    if postgresql:
+        return set(session.scalars(text(
+            "SELECT id FROM outbox_events WHERE id = ANY(CAST(:ids AS bigint[])) AND published_at IS NULL "
+            "FOR UPDATE SKIP LOCKED"), {"ids": ids}))
+    return set(session.scalars(select(OutboxEvent.id).where(OutboxEvent.id.in_(ids),
+                                                           OutboxEvent.published_at.is_(None))))
 
 
 @dataclass
@@ -80,14 +123,14 @@ class Changes:
     """What a transaction body sees: the session, and ``emit()`` for events of this change."""
 
     session: Session
-    rows: list[OutboxEvent] = field(default_factory=list)
+    events: list[RealTimeEvent] = field(default_factory=list)
     published: int = 0
 
     def emit(self, *events: RealTimeEvent) -> None:
-        self.rows += record(self.session, events)
+        self.events += events
 
     def emit_all(self, events: Iterable[RealTimeEvent]) -> None:
-        self.rows += record(self.session, events)
+        self.events += events
 
 
 class Outbox:
@@ -107,52 +150,68 @@ class Outbox:
         try:
             with session.begin():
                 yield changes
-                session.flush()
-                ids = [row.id for row in changes.rows]
+                stored = store(session, self.db.is_postgresql, changes.events)
         finally:
             session.close()
-        if ids:
+        if stored:
             try:
-                changes.published = self.publish_pending(ids, limit=len(ids))
+                changes.published = self.publish_stored(stored)
             except PublishError as exc:
                 log.warning("%d event(s) committed but not published (%s); left in the outbox for the relay",
-                            len(ids), exc)
+                            len(stored), exc)
 
-    def publish_pending(self, ids: list[int] | None = None, limit: int = RELAY_BATCH) -> int:
-        """Publish unsent rows (these ``ids``, or the oldest ``limit``) and mark them sent.
-
-        Raises PublishError when Redis refuses; channels published before that stay marked.
-        """
-        session = self.db.new_session()
-        published = 0
-        failure: PublishError | None = None
-        try:
-            with session.begin():
-                query = (select(OutboxEvent.id, OutboxEvent.channel, OutboxEvent.event_json)
-                         .where(OutboxEvent.published_at.is_(None))
-                         .order_by(OutboxEvent.id).limit(limit).with_for_update(skip_locked=True))
-                if ids is not None:
-                    query = query.where(OutboxEvent.id.in_(ids))
-                by_channel: dict[str, list[tuple[int, str]]] = defaultdict(list)
-                for row_id, channel, event_json in session.execute(query):
-                    by_channel[channel].append((row_id, event_json))
-                now = utcnow()
-                postgresql = self.db.is_postgresql
-                for channel, group in by_channel.items():
-                    try:
-                        bus_ids = self.bus.publish_many(channel, [stamped(i, body) for i, body in group])
-                    except PublishError as exc:
-                        failure = exc
-                        break
-                    # none when realtime is off
-                    marks: list[str | None] = [bus_ids[i] if i < len(bus_ids) else None for i in range(len(group))]
-                    mark_sent(session, postgresql, [row_id for row_id, _ in group], marks, now)
-                    published += len(group)
-        finally:
-            session.close()
+    def publish_stored(self, stored: list[StoredEvent]) -> int:
+        """Publish these just-committed rows (those no relay has taken meanwhile) and mark them sent."""
+        with self._publishing() as session:
+            claimed = claim(session, self.db.is_postgresql, [row.id for row in stored])
+            published, failure = self._publish(session, [row for row in stored if row.id in claimed])
         if failure is not None:
             raise failure
         return published
+
+    def publish_pending(self, limit: int = RELAY_BATCH) -> int:
+        """Publish the oldest ``limit`` unsent rows and mark them sent.
+
+        Raises PublishError when Redis refuses; channels published before that stay marked.
+        """
+        with self._publishing() as session:
+            rows = session.execute(select(OutboxEvent.id, OutboxEvent.channel, OutboxEvent.event_json)
+                                   .where(OutboxEvent.published_at.is_(None))
+                                   .order_by(OutboxEvent.id).limit(limit).with_for_update(skip_locked=True))
+            published, failure = self._publish(session, [stored_event(*row) for row in rows])
+        if failure is not None:
+            raise failure
+        return published
+
+    @contextmanager
+    def _publishing(self) -> Iterator[Session]:
+        session = self.db.new_session()
+        try:
+            with session.begin():
+                yield session
+        finally:
+            session.close()
+
+    def _publish(self, session: Session, rows: list[StoredEvent]) -> tuple[int, PublishError | None]:
+        """One ``publish_many`` per channel, each channel's rows marked sent in one statement.
+
+        Stops at the first PublishError and returns it: the channels published before it stay
+        marked when the caller commits.
+        """
+        by_channel: dict[str, list[StoredEvent]] = defaultdict(list)
+        for row in rows:
+            by_channel[row.channel].append(row)
+        now, published = utcnow(), 0
+        for channel, group in by_channel.items():
+            try:
+                bus_ids = self.bus.publish_many(channel, [row.event for row in group])
+            except PublishError as exc:
+                return published, exc
+            # none when realtime is off
+            marks: list[str | None] = [bus_ids[i] if i < len(bus_ids) else None for i in range(len(group))]
+            mark_sent(session, self.db.is_postgresql, [row.id for row in group], marks, now)
+            published += len(group)
+        return published, None
 
     def relay(self, batch: int = RELAY_BATCH) -> int:
         """Publish every unsent row, oldest first; returns how many were published."""
@@ -167,11 +226,6 @@ class Outbox:
         """Delete rows published more than ``older_than`` ago."""
         cutoff = (now or utcnow()) - older_than
         with self.db.transaction() as session:
-            result = session.execute(delete(OutboxEvent).where(OutboxEvent.published_at < cutoff))
+            stale = delete(OutboxEvent).where(OutboxEvent.published_at < cutoff)
+            result = cast(CursorResult[Any], session.execute(stale))
             return result.rowcount or 0
-
-    def unsent_count(self) -> int:
-        with self.db.transaction() as session:
-            return session.scalar(
-                select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))
-            ) or 0

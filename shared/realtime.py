@@ -6,7 +6,7 @@ import json
 import math
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -21,6 +21,7 @@ class RealTimeEventType(StrEnum):
 
 
 Action = Literal["created", "updated", "deleted"]
+ACTIONS = frozenset(get_args(Action))
 
 
 def utc_now_iso() -> str:
@@ -46,6 +47,18 @@ def _check_json(value: Any, path: str) -> None:
             _check_json(item, f"{path}.{key}")
         return
     raise InvalidEventError(path, f"{type(value).__name__} is not JSON")
+
+
+def checked_timestamp(value: str) -> str:
+    """``value`` if it is an ISO 8601 timestamp in UTC; ValueError otherwise."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO 8601 timestamp") from None
+    offset = parsed.utcoffset()
+    if offset is None or offset.total_seconds() != 0:
+        raise ValueError(f"{value!r} is not in UTC")
+    return value
 
 
 class EventPayload(BaseModel):
@@ -76,14 +89,7 @@ class RealTimeEvent(BaseModel):
     @field_validator("timestamp")
     @classmethod
     def _timestamp_is_iso_utc(cls, value: str) -> str:
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{value!r} is not an ISO 8601 timestamp") from None
-        offset = parsed.utcoffset()
-        if offset is None or offset.total_seconds() != 0:
-            raise ValueError(f"{value!r} is not in UTC")
-        return value
+        return checked_timestamp(value)
 
     @classmethod
     def parse(cls, value: RealTimeEvent | dict[str, Any] | str | bytes) -> RealTimeEvent:
@@ -116,21 +122,67 @@ class RealTimeEvent(BaseModel):
         id: str | int,
         action: Action,
         data: dict[str, Any] | None = None,
+        timestamp: str | None = None,
     ) -> RealTimeEvent:
-        """Build and validate an event with the current UTC timestamp."""
-        payload: dict[str, Any] = {"id": id, "action": action}
-        if data is not None:
-            payload["data"] = data
-        return cls.parse({"type": type, "payload": payload})
+        """Build and validate an event stamped ``timestamp`` (from ``utc_now_iso()``; now by default).
 
-    def to_json(self) -> str:
-        """Compact JSON without the bus id (the bus adds it when it publishes)."""
-        body: dict[str, Any] = {
-            "type": self.type.value,
-            "payload": self.payload.model_dump(exclude_none=True),
-            "timestamp": self.timestamp,
-        }
+        Events of one change may share one timestamp, taken once.
+
+        Each field is checked here against the same rules as ``parse`` (InvalidEventError names
+        the field); the model is then constructed without a second pass, since the timestamp is
+        made here and everything else was just checked.
+        """
+        try:
+            event_type = RealTimeEventType(type)
+        except ValueError:
+            raise InvalidEventError("type", f"{type!r} is not one of {[t.value for t in RealTimeEventType]}") from None
+        if isinstance(id, int) and not isinstance(id, bool):
+            id = str(id)
+        if not isinstance(id, str) or not id:
+            raise InvalidEventError("payload.id", f"{id!r} is not a non-empty string or an integer")
+        if action not in ACTIONS:
+            raise InvalidEventError("payload.action", f"{action!r} is not one of {sorted(ACTIONS)}")
+        if data is not None:
+            if not isinstance(data, dict):
+                raise InvalidEventError("payload.data", f"{data.__class__.__name__} is not an object")
+            _check_json(data, "payload.data")
+            data = dict(data)
+        if timestamp is None:
+            timestamp = utc_now_iso()
+        else:
+            try:
+                checked_timestamp(timestamp)
+            except (ValueError, AttributeError):
+                raise InvalidEventError("timestamp", f"{timestamp!r} is not an ISO 8601 timestamp in UTC") from None
+        payload = EventPayload.model_construct(id=id, action=action, data=data)
+        return cls.model_construct(type=event_type, payload=payload, timestamp=timestamp, id=None)
+
+    def to_json(self, extra_data: dict[str, Any] | None = None) -> str:
+        """Compact JSON without the bus id (the bus adds it when it publishes).
+
+        ``extra_data`` is merged into ``payload.data`` (the outbox adds ``outboxId`` this way).
+        """
+        payload = self.payload
+        body_payload: dict[str, Any] = {"id": payload.id, "action": payload.action}
+        data = payload.data if not extra_data else {**(payload.data or {}), **extra_data}
+        if data is not None:
+            body_payload["data"] = data
+        body = {"type": self.type.value, "payload": body_payload, "timestamp": self.timestamp}
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+    def encoded(self, extra_data: dict[str, Any] | None = None) -> EncodedEvent:
+        """This event as JSON ready to publish, with ``extra_data`` merged into ``payload.data``."""
+        return EncodedEvent(self.type.value, self.to_json(extra_data))
+
+
+class EncodedEvent(NamedTuple):
+    """An event validated when it was made and encoded once: its type and its JSON (no bus id).
+
+    The bus publishes it as it is; only a ``RealTimeEvent`` (or JSON stored from one) becomes one.
+    """
+
+    type: str
+    json: str
 
 
 def with_bus_id(event_json: str, bus_id: str) -> str:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import cast
 
-from sqlalchemy import bindparam, insert, select, text, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Table, bindparam, insert, select, text, update
+from sqlalchemy.orm import Session
 
-from shared.models import ExchangeRate, Listing, ListingStatus, PriceHistory, PriceSetting, utcnow
-from shared.realtime import RealTimeEvent, RealTimeEventType
+from shared.models import ExchangeRate, Listing, ListingStatus, PriceHistory, PriceSetting, Product, utcnow
+from shared.realtime import RealTimeEvent, RealTimeEventType, utc_now_iso
 from tasks.errors import MissingExchangeRateError, PermanentError, PriceSettingError, TransientError
 from tasks.pricing import Fees, listing_price, moved_enough, shipping_usd
 from tasks.runtime import Runtime
@@ -50,34 +52,48 @@ def fees_from(setting: PriceSetting) -> Fees:
 
 
 def plan_reprices(rt: Runtime, listing_ids: list[int], result: SyncResult) -> list[Reprice]:
-    """The listings among ``listing_ids`` whose computed price moved more than 1%."""
+    """The listings among ``listing_ids`` whose computed price moved more than 1%.
+
+    The listings and their products come as plain rows of one joined query.
+    """
     with rt.db.transaction() as session:
-        rate_row = session.scalars(select(ExchangeRate).where(ExchangeRate.base == "JPY", ExchangeRate.quote == "USD")
-                                   .order_by(ExchangeRate.fetched_at.desc()).limit(1)).first()
-        if rate_row is None:
+        rate = session.scalar(select(ExchangeRate.rate).where(ExchangeRate.base == "JPY", ExchangeRate.quote == "USD")
+                              .order_by(ExchangeRate.fetched_at.desc()).limit(1))
+        if rate is None:
             raise MissingExchangeRateError()
-        fees = {s.marketplace.value: fees_from(s) for s in session.scalars(select(PriceSetting))}
-        # Products come with their listings in one more query, not one query per listing.
-        listings = session.scalars(select(Listing).options(selectinload(Listing.product))
-                                   .where(Listing.id.in_(listing_ids), Listing.status == ListingStatus.ACTIVE)).all()
-        plans = []
-        for listing in listings:
-            result.examined += 1
-            marketplace = listing.marketplace.value
-            setting = fees.get(marketplace)
-            if setting is None:
-                result.refused_settings[marketplace] = f"no price setting for {marketplace}"
-                continue
-            try:
-                shipping = shipping_usd(marketplace, listing.product.weight_grams, setting)
-                price = listing_price(listing.product.purchase_price_jpy, rate_row.rate, shipping, setting)
-            except PriceSettingError as exc:
-                result.refused_settings[marketplace] = str(exc)
-                continue
-            if moved_enough(listing.listing_price, price):
-                plans.append(Reprice(listing.id, marketplace, listing.marketplace_listing_id,
-                                     listing.listing_price, price, shipping, listing.currency))
-        return plans
+        fees = checked_fees(session.scalars(select(PriceSetting)))
+        rows = session.execute(
+            select(Listing.id, Listing.marketplace, Listing.marketplace_listing_id, Listing.listing_price,
+                   Listing.currency, Product.purchase_price_jpy, Product.weight_grams)
+            .join(Product, Product.id == Listing.product_id)
+            .where(Listing.id.in_(listing_ids), Listing.status == ListingStatus.ACTIVE)).all()
+    plans = []
+    for listing_id, marketplace_enum, remote_id, old_price, currency, purchase_jpy, grams in rows:
+        result.examined += 1
+        marketplace = marketplace_enum.value
+        setting = fees.get(marketplace, f"no price setting for {marketplace}")
+        if isinstance(setting, str):
+            result.refused_settings[marketplace] = setting
+            continue
+        shipping = shipping_usd(marketplace, grams, setting)
+        price = listing_price(purchase_jpy, rate, shipping, setting)
+        if moved_enough(old_price, price):
+            plans.append(Reprice(listing_id, marketplace, remote_id, old_price, price, shipping, currency))
+    return plans
+
+
+def checked_fees(settings: Iterable[PriceSetting]) -> dict[str, Fees | str]:
+    """Each marketplace's fees, checked once, or why no price can satisfy them."""
+    checked: dict[str, Fees | str] = {}
+    for setting in settings:
+        fees = fees_from(setting)
+        try:
+            fees.check()
+        except PriceSettingError as exc:
+            checked[fees.marketplace] = str(exc)
+            continue
+        checked[fees.marketplace] = fees
+    return checked
 
 
 def sync_prices(rt: Runtime, listing_ids: list[int]) -> SyncResult:
@@ -115,15 +131,14 @@ def record_reprices(rt: Runtime, plans: list[Reprice], result: SyncResult) -> No
         if not moved:
             return
         write_prices(session, rt.db.is_postgresql, [plan for _row, plan in moved])
-        session.execute(insert(PriceHistory), [
-            {"listing_id": row.id, "old_price": row.listing_price, "new_price": plan.new_price,
-             "currency": row.currency, "reason": "price_sync", "created_at": utcnow()}
-            for row, plan in moved])
+        write_history(session, rt.db.is_postgresql, [(row.id, row.listing_price, plan.new_price, row.currency)
+                                                     for row, plan in moved])
+        now = utc_now_iso()
         changes.emit_all(RealTimeEvent.create(
             RealTimeEventType.PRICE_CHANGE, row.id, "updated",
             {"oldPrice": str(row.listing_price) if row.listing_price is not None else None,
              "newPrice": str(plan.new_price), "currency": row.currency, "listingId": row.id,
-             "marketplace": row.marketplace.value, "kind": "listing"},
+             "marketplace": row.marketplace.value, "kind": "listing"}, now,
         ) for row, plan in moved)
         result.changed += len(moved)
 
@@ -139,7 +154,25 @@ def write_prices(session: Session, postgresql: bool, plans: list[Reprice]) -> No
         ), {"now": now, "ids": [p.listing_id for p in plans], "prices": [p.new_price for p in plans],
             "shipping": [p.shipping for p in plans]})
         return
-    table = Listing.__table__
+    table = cast(Table, Listing.__table__)
     session.execute(update(table).where(table.c.id == bindparam("row_id"))
                     .values(listing_price=bindparam("price"), shipping_cost=bindparam("shipping"), updated_at=now),
                     [{"row_id": p.listing_id, "price": p.new_price, "shipping": p.shipping} for p in plans])
+
+
+def write_history(session: Session, postgresql: bool,
+                  changes: list[tuple[int, Decimal | None, Decimal, str]]) -> None:
+    """One price_history row per (listing id, old price, new price, currency): one statement on PostgreSQL."""
+    now = utcnow()
+    if postgresql:
+        session.execute(text(
+            "INSERT INTO price_history (listing_id, old_price, new_price, currency, reason, created_at) "
+            "SELECT v.id, v.old, v.new, v.currency, 'price_sync', :now FROM unnest(CAST(:ids AS integer[]), "
+            "CAST(:olds AS numeric[]), CAST(:news AS numeric[]), CAST(:currencies AS varchar[])) "
+            "AS v(id, old, new, currency)"
+        ), {"now": now, "ids": [c[0] for c in changes], "olds": [c[1] for c in changes],
+            "news": [c[2] for c in changes], "currencies": [c[3] for c in changes]})
+        return
+    session.execute(insert(PriceHistory), [
+        {"listing_id": listing_id, "old_price": old, "new_price": new, "currency": currency,
+         "reason": "price_sync", "created_at": now} for listing_id, old, new, currency in changes])

@@ -50,3 +50,18 @@ def test_prices_and_sent_marks_are_written_for_every_row_and_only_those(database
     assert prices == {"s-EBAY": Decimal("12.34"), "s-JOOM": Decimal("1.00")} and shipping == Decimal("5.00")
     assert [(i, bus_id, sent is not None) for i, bus_id, sent in marks] == [
         (ids[0], "1-0", True), (ids[1], None, False), (ids[2], None, True)]
+
+
+def test_stored_events_carry_their_row_id_and_are_stored_as_they_will_be_published(database):
+    from shared.outbox import store
+    from shared.realtime import RealTimeEvent
+
+    events = [RealTimeEvent.create("PRICE_CHANGE", i, "updated", {"newPrice": f"{i}.00"}) for i in (1, 2, 3)]
+    with database.transaction() as session:
+        stored = store(session, database.is_postgresql, events)
+    with database.transaction() as session:
+        rows = dict(session.execute(select(OutboxEvent.id, OutboxEvent.event_json)).all())
+    assert sorted(rows) == sorted(s.id for s in stored) and len(set(rows)) == 3
+    for row, event in zip(stored, events, strict=True):
+        assert rows[row.id] == row.event.json and row.channel == "rakuda:realtime:pricing"
+        assert RealTimeEvent.parse(rows[row.id]).payload.data == {**event.payload.data, "outboxId": row.id}
