@@ -2,7 +2,7 @@
 
 The endpoint checks the signature over the raw bytes, validates the fields the task will need,
 stores the delivery (unique per provider and delivery id) and answers 202 at once; the task
-``rakuda.webhooks.process`` (sent by name: the gateway never imports ``tasks``) does the rest.
+``rakuda.webhooks.process`` (sent by name through gateway/webhook_queue.py) does the rest.
 If the broker is down the delivery stays PENDING and the periodic sweep queues it later.
 
 Answers: 202 accepted, 200 duplicate, 400 malformed (naming the field), 401 bad or stale
@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from typing import Any
 
-from celery import Celery
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -25,11 +23,10 @@ from sqlalchemy.exc import IntegrityError
 from gateway.auth import require_admin_key
 from gateway.errors import HttpError
 from gateway.params import ascii_int
+from gateway.webhook_queue import queue_processing
 from shared.config import Settings
 from shared.database import Database
 from shared.models import WebhookEvent, WebhookStatus
-from shared.redis_client import broker_transport_options, broker_url
-from shared.task_names import WEBHOOK_PROCESS
 from shared.webhook_payloads import PROVIDERS, PayloadError, parse_notice
 from shared.webhook_signatures import (
     ebay_challenge_response,
@@ -37,8 +34,6 @@ from shared.webhook_signatures import (
     ebay_timestamp_fresh,
     joom_signature_valid,
 )
-
-log = logging.getLogger(__name__)
 
 webhooks_bp = Blueprint("webhooks", __name__, url_prefix="/api/webhooks")
 
@@ -57,30 +52,6 @@ def _database() -> Database:
         database = Database().initialize(_settings().database_url)
         current_app.extensions["rakuda_db"] = database
     return database
-
-
-def _task_client() -> Celery:
-    """A Celery app used only to send tasks by name; fails fast instead of waiting for the broker."""
-    client = current_app.extensions.get("rakuda_task_client")
-    if client is None:
-        client = Celery("rakuda-gateway", broker=broker_url(_settings()), set_as_current=False)
-        client.conf.update(broker_transport_options=broker_transport_options(_settings()),
-                           broker_connection_timeout=2, broker_connection_retry=False,
-                           broker_connection_max_retries=0, task_publish_retry=False,
-                           task_default_queue="rakuda")
-        current_app.extensions["rakuda_task_client"] = client
-    return client
-
-
-def queue_processing(webhook_event_id: int) -> bool:
-    """Send the processing task; False (logged) when the broker is unreachable: the sweep will queue it."""
-    try:
-        _task_client().send_task(WEBHOOK_PROCESS, args=[webhook_event_id], retry=False)
-    except Exception as exc:  # kombu raises several kinds; the delivery is stored either way
-        log.warning("webhook event %s stored but not queued (broker: %s); the sweep will queue it",
-                    webhook_event_id, exc)
-        return False
-    return True
 
 
 def read_body(settings: Settings) -> bytes:

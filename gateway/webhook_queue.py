@@ -1,0 +1,61 @@
+"""Handing a stored webhook delivery to Celery by task name, through a gate that skips a broker known down.
+
+The gateway never imports ``tasks``: it sends ``rakuda.webhooks.process`` by name with a Celery
+app of its own that fails fast instead of waiting for the broker. A delivery that is not
+queued (the broker failed, or failed a moment ago: gateway/broker_gate.py) stays PENDING in
+the database and the periodic sweep queues it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from celery import Celery
+from flask import current_app
+
+from gateway.broker_gate import BrokerGate
+from shared.config import Settings
+from shared.redis_client import broker_transport_options, broker_url
+from shared.task_names import WEBHOOK_PROCESS
+
+log = logging.getLogger(__name__)
+
+
+def _task_client() -> Celery:
+    """A Celery app used only to send tasks by name; fails fast instead of waiting for the broker."""
+    client = current_app.extensions.get("rakuda_task_client")
+    if client is None:
+        settings: Settings = current_app.config["RAKUDA_SETTINGS"]
+        client = Celery("rakuda-gateway", broker=broker_url(settings), set_as_current=False)
+        client.conf.update(broker_transport_options=broker_transport_options(settings),
+                           broker_connection_timeout=2, broker_connection_retry=False,
+                           broker_connection_max_retries=0, task_publish_retry=False,
+                           task_default_queue="rakuda")
+        current_app.extensions["rakuda_task_client"] = client
+    return client
+
+
+def _gate() -> BrokerGate:
+    gate = current_app.extensions.get("rakuda_broker_gate")
+    if gate is None:
+        gate = current_app.extensions["rakuda_broker_gate"] = BrokerGate()
+    return gate
+
+
+def queue_processing(webhook_event_id: int) -> bool:
+    """Send the processing task; False (logged) when the broker is or was just unreachable: the sweep will queue it."""
+    gate = _gate()
+    if not gate.may_send(time.monotonic()):
+        log.info("webhook event %s stored, not queued (the broker failed less than %g s ago); the sweep will queue it",
+                 webhook_event_id, gate.retry_after_s)
+        return False
+    try:
+        _task_client().send_task(WEBHOOK_PROCESS, args=[webhook_event_id], retry=False)
+    except Exception as exc:  # kombu raises several kinds; the delivery is stored either way
+        gate.record_failure(time.monotonic())
+        log.warning("webhook event %s stored but not queued (broker: %s); the sweep will queue it",
+                    webhook_event_id, exc)
+        return False
+    gate.record_success()
+    return True
