@@ -89,10 +89,12 @@ def measure_server(name: str, schema: str, env: dict[str, str], args: argparse.N
     table = "intake_ceiling" if name == "ceiling" else "webhook_events"
     server = IntakeServer(name, port_in_range(*PORTS), env).start()
     try:
-        warm_up = measure(server, schema, table, "closed", args.warmup, args)  # connections, imports, caches
-        warm_up["mode"] = "warm-up"
+        rows = []
+        if args.warmup:
+            rows.append(measure(server, schema, table, "closed", args.warmup, args))  # connections, caches
+            rows[-1]["mode"] = "warm-up"
         profile = Path(args.profile) / f"intake-{name}-closed.txt" if args.profile else None
-        rows = [warm_up, measure(server, schema, table, "closed", args.count, args, profile),
+        rows += [measure(server, schema, table, "closed", args.count, args, profile),
                 measure(server, schema, table, "open", int(args.rate * args.seconds), args)]
     except Exception:
         print(server.log_tail(), file=sys.stderr)
@@ -191,7 +193,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="a few dozen deliveries (tests)")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.count, args.connections, args.rate, args.seconds, args.senders, args.warmup = 60, 4, 40.0, 1.0, 1, 20
+        args.count, args.connections, args.rate, args.seconds, args.senders, args.warmup = 60, 4, 40.0, 1.0, 1, 0
     return args
 
 

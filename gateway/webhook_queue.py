@@ -44,18 +44,19 @@ def _gate() -> BrokerGate:
 
 
 def queue_processing(webhook_event_id: int) -> bool:
-    """Send the processing task; False (logged) when the broker is or was just unreachable: the sweep will queue it."""
+    """Send the processing task; False when the broker is unreachable (or was a moment ago): the sweep queues it."""
     gate = _gate()
-    if not gate.may_send(time.monotonic()):
-        log.info("webhook event %s stored, not queued (the broker failed less than %g s ago); the sweep will queue it",
-                 webhook_event_id, gate.retry_after_s)
+    ticket = gate.begin(time.monotonic())
+    if ticket is None:
+        log.debug("webhook event %s stored, not queued (the broker is down or slow); the sweep will queue it",
+                  webhook_event_id)
         return False
     try:
         _task_client().send_task(WEBHOOK_PROCESS, args=[webhook_event_id], retry=False)
     except Exception as exc:  # kombu raises several kinds; the delivery is stored either way
-        gate.record_failure(time.monotonic())
-        log.warning("webhook event %s stored but not queued (broker: %s); the sweep will queue it",
-                    webhook_event_id, exc)
+        gate.failed(ticket, time.monotonic())
+        log.warning("webhook event %s stored but not queued (broker: %s); the sweep will queue it and the next "
+                    "%g s of deliveries", webhook_event_id, exc, gate.retry_after_s)
         return False
-    gate.record_success()
+    gate.succeeded(ticket)
     return True
