@@ -167,11 +167,13 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 cursor.execute(TABLE_SQL)
             conn.close()
             env = {"DATABASE_URL": url, "REDIS_URL": private.url, "CELERY_BROKER_URL": private.url}
-            rows = []
+            rows: list[dict[str, Any]] = []
             for name in ("ceiling", "gateway"):
                 rows += measure_server(name, schema, env, args)
                 if name == "gateway":  # every 202 of the warm-up, closed and open runs, in the queue
                     rows[-1]["queued_in_broker_all_runs"] = broker.llen(QUEUE)
+                for row in rows[-3 if args.warmup else -2:]:
+                    print(json.dumps(row), file=sys.stderr, flush=True)  # progress: a stopped run keeps these
             rows.append(measure_outage(schema, env, args, broker))
             return rows
     finally:

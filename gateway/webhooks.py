@@ -1,7 +1,8 @@
 """``/api/webhooks``: receive signed eBay and Joom deliveries, store them, hand them to a Celery task.
 
 The endpoint checks the signature over the raw bytes, validates the fields the task will need,
-stores the delivery (unique per provider and delivery id) and answers 202 at once; the task
+stores the delivery (unique per provider and delivery id, and per body; several at once share one
+commit: gateway/webhook_store.py) and answers 202 at once; the task
 ``rakuda.webhooks.process`` (sent by name through gateway/webhook_queue.py) does the rest.
 If the broker is down the delivery stays PENDING and the periodic sweep queues it later.
 
@@ -18,12 +19,12 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from gateway.auth import require_admin_key
 from gateway.errors import HttpError
 from gateway.params import ascii_int
 from gateway.webhook_queue import queue_processing
+from gateway.webhook_store import Delivery, DeliveryStore
 from shared.config import Settings
 from shared.database import Database
 from shared.models import WebhookEvent, WebhookStatus
@@ -52,6 +53,13 @@ def _database() -> Database:
         database = Database().initialize(_settings().database_url)
         current_app.extensions["rakuda_db"] = database
     return database
+
+
+def _store() -> DeliveryStore:
+    store = current_app.extensions.get("rakuda_webhook_store")
+    if store is None:
+        store = current_app.extensions["rakuda_webhook_store"] = DeliveryStore(_database().engine)
+    return store
 
 
 def read_body(settings: Settings) -> bytes:
@@ -132,20 +140,11 @@ def receive(provider: str) -> tuple[Response, int]:
         raise HttpError(400, f"invalid {provider} delivery: {exc}", field=exc.field) from None
     delivery_id, topic = delivery_identity(provider, body, raw)
     headers = {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers}
-    session = _database().new_session()
-    try:
-        row = WebhookEvent(provider=provider, delivery_id=delivery_id, topic=topic, raw_body=text,
-                           body_sha256=hashlib.sha256(raw).hexdigest(), headers=headers,
-                           status=WebhookStatus.PENDING)
-        session.add(row)
-        session.commit()
-        row_id = row.id
-    except IntegrityError:
-        session.rollback()
+    row_id = _store().store(Delivery(provider=provider, delivery_id=delivery_id, topic=topic, raw_body=text,
+                                     body_sha256=hashlib.sha256(raw).hexdigest(), headers=headers))
+    if row_id is None:
         return jsonify({"status": "duplicate", "deliveryId": delivery_id,
                         "message": "this delivery (or this exact body) was already received; nothing changed"}), 200
-    finally:
-        session.close()
     queued = queue_processing(row_id)
     return jsonify({"status": "accepted", "id": row_id, "deliveryId": delivery_id, "queued": queued}), 202
 
