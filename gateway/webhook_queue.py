@@ -9,6 +9,7 @@ the database and the periodic sweep queues it.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from celery import Celery
@@ -20,6 +21,10 @@ from shared.redis_client import broker_transport_options, broker_url
 from shared.task_names import WEBHOOK_PROCESS
 
 log = logging.getLogger(__name__)
+
+# Celery's producer pool (broker_pool_limit). Sends past it wait here rather than inside kombu,
+# so that when the broker fails, the waiting ones see the gate closed and do not try it again.
+SENDS_AT_ONCE = 10
 
 
 def _task_client() -> Celery:
@@ -36,27 +41,27 @@ def _task_client() -> Celery:
     return client
 
 
-def _gate() -> BrokerGate:
-    gate = current_app.extensions.get("rakuda_broker_gate")
-    if gate is None:
-        gate = current_app.extensions["rakuda_broker_gate"] = BrokerGate()
-    return gate
+def _gate() -> tuple[BrokerGate, threading.BoundedSemaphore]:
+    found = current_app.extensions.get("rakuda_broker_gate")
+    if found is None:
+        found = current_app.extensions["rakuda_broker_gate"] = (BrokerGate(), threading.BoundedSemaphore(SENDS_AT_ONCE))
+    return found
 
 
 def queue_processing(webhook_event_id: int) -> bool:
     """Send the processing task; False when the broker is unreachable (or was a moment ago): the sweep queues it."""
-    gate = _gate()
-    ticket = gate.begin(time.monotonic())
-    if ticket is None:
-        log.debug("webhook event %s stored, not queued (the broker is down or slow); the sweep will queue it",
-                  webhook_event_id)
-        return False
-    try:
-        _task_client().send_task(WEBHOOK_PROCESS, args=[webhook_event_id], retry=False)
-    except Exception as exc:  # kombu raises several kinds; the delivery is stored either way
-        gate.failed(ticket, time.monotonic())
-        log.warning("webhook event %s stored but not queued (broker: %s); the sweep will queue it and the next "
-                    "%g s of deliveries", webhook_event_id, exc, gate.retry_after_s)
-        return False
-    gate.succeeded(ticket)
+    gate, slots = _gate()
+    with slots:
+        if not gate.begin(time.monotonic()):
+            log.debug("webhook event %s stored, not queued (the broker failed a moment ago); the sweep will queue it",
+                      webhook_event_id)
+            return False
+        try:
+            _task_client().send_task(WEBHOOK_PROCESS, args=[webhook_event_id], retry=False)
+        except Exception as exc:  # kombu raises several kinds; the delivery is stored either way
+            gate.failed(time.monotonic())
+            log.warning("webhook event %s stored but not queued (broker: %s); the sweep will queue it and the "
+                        "deliveries of the next %g s", webhook_event_id, exc, gate.retry_after_s)
+            return False
+    gate.succeeded()
     return True
