@@ -147,16 +147,23 @@ async def send_open(target: Target, requests: list[bytes], schedule: list[float]
     idle = [await Connection.open(target) for _ in range(4)]
 
     async def send_one(request: bytes, due: float) -> None:
+        # An idle keep-alive connection may have been closed by the server (gunicorn's keepalive):
+        # then the delivery goes again on a new one, still timed from its scheduled time.
         conn = idle.pop() if idle else None
-        try:
-            if conn is None:
-                conn = await Connection.open(target)
-            status, answer = await conn.exchange(request)
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            result.errors += 1
-            if conn is not None:
-                conn.close()
-            return
+        for reused in (conn is not None, False):
+            try:
+                if conn is None:
+                    conn = await Connection.open(target)
+                status, answer = await conn.exchange(request)
+                break
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                if conn is not None:
+                    conn.close()
+                conn = None
+                if not reused:
+                    result.errors += 1
+                    return
+        assert conn is not None
         record(result, status, answer, due)
         idle.append(conn)
 
