@@ -25,6 +25,8 @@ ALL_SCENARIOS = ("capacity", "fanout", "latency", "burst", "bus")
 # Not in the full run's default (it needs PostgreSQL, TEST_DATABASE_URL, and takes minutes at 50,000
 # listings): run it by name. The smoke run includes it at 1,000 listings (~7 s).
 EXTRA_SCENARIOS = ("pipeline", "notify")
+# By name only, never in a smoke or full run: webhook intake (bench/webhook_intake.py, ~2 min, PostgreSQL).
+ON_REQUEST_SCENARIOS = ("intake",)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -35,7 +37,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--systems", help="comma-separated, default all (smoke: ceiling,gateway,flask-sse): "
                         + ",".join(SYSTEMS))
     parser.add_argument("--scenarios", help="comma-separated, default all but pipeline (smoke: all): " + ",".join(
-        ALL_SCENARIOS + EXTRA_SCENARIOS))
+        ALL_SCENARIOS + EXTRA_SCENARIOS + ON_REQUEST_SCENARIOS))
     parser.add_argument("--capacity-levels", help="e.g. 1000,5000,10000,15000")
     parser.add_argument("--pipeline-listings", type=int, help="listings the pipeline scenario syncs (50000)")
     parser.add_argument("--json", type=Path, help="also write every raw figure to this file")
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     systems = [s for s in (args.systems or default).split(",") if s]
     default_scenarios = ALL_SCENARIOS + EXTRA_SCENARIOS if args.smoke else ALL_SCENARIOS
     chosen = [s for s in (args.scenarios or ",".join(default_scenarios)).split(",") if s]
-    known = ALL_SCENARIOS + EXTRA_SCENARIOS
+    known = ALL_SCENARIOS + EXTRA_SCENARIOS + ON_REQUEST_SCENARIOS
     unknown = [s for s in systems if s not in SYSTEMS] + [s for s in chosen if s not in known]
     if unknown:
         print(f"unknown system or scenario: {', '.join(unknown)}", file=sys.stderr)
@@ -104,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
 
                 results["notify"] = notify.run(redis_url, plan.notify_events, plan.notify_orders, plan.notify_rate)
                 _progress("notify", results["notify"])
+                continue
+            if scenario == "intake":  # its own servers, schema and Redis; --smoke runs it at tiny scale
+                from bench import webhook_intake
+
+                results["intake"] = webhook_intake.run(webhook_intake.parse_args(["--smoke"] if args.smoke else []))
+                _progress("intake", results["intake"])
                 continue
             if scenario == "bus":
                 results["bus"] = scenarios.bus(plan)

@@ -1,8 +1,9 @@
 """``/api/webhooks``: receive signed eBay and Joom deliveries, store them, hand them to a Celery task.
 
 The endpoint checks the signature over the raw bytes, validates the fields the task will need,
-stores the delivery (unique per provider and delivery id) and answers 202 at once; the task
-``rakuda.webhooks.process`` (sent by name: the gateway never imports ``tasks``) does the rest.
+stores the delivery (unique per provider and delivery id, and per body; several at once share one
+commit: gateway/webhook_store.py) and answers 202 at once; the task
+``rakuda.webhooks.process`` (sent by name through gateway/webhook_queue.py) does the rest.
 If the broker is down the delivery stays PENDING and the periodic sweep queues it later.
 
 Answers: 202 accepted, 200 duplicate, 400 malformed (naming the field), 401 bad or stale
@@ -14,22 +15,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from typing import Any
 
-from celery import Celery
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from gateway.auth import require_admin_key
 from gateway.errors import HttpError
 from gateway.params import ascii_int
+from gateway.webhook_queue import queue_processing
+from gateway.webhook_store import Delivery, DeliveryStore
 from shared.config import Settings
 from shared.database import Database
 from shared.models import WebhookEvent, WebhookStatus
-from shared.redis_client import broker_transport_options, broker_url
-from shared.task_names import WEBHOOK_PROCESS
 from shared.webhook_payloads import PROVIDERS, PayloadError, parse_notice
 from shared.webhook_signatures import (
     ebay_challenge_response,
@@ -37,8 +35,6 @@ from shared.webhook_signatures import (
     ebay_timestamp_fresh,
     joom_signature_valid,
 )
-
-log = logging.getLogger(__name__)
 
 webhooks_bp = Blueprint("webhooks", __name__, url_prefix="/api/webhooks")
 
@@ -60,28 +56,11 @@ def _database() -> Database:
     return database
 
 
-def _task_client() -> Celery:
-    """A Celery app used only to send tasks by name; fails fast instead of waiting for the broker."""
-    client = current_app.extensions.get("rakuda_task_client")
-    if client is None:
-        client = Celery("rakuda-gateway", broker=broker_url(_settings()), set_as_current=False)
-        client.conf.update(broker_transport_options=broker_transport_options(_settings()),
-                           broker_connection_timeout=2, broker_connection_retry=False,
-                           broker_connection_max_retries=0, task_publish_retry=False,
-                           task_default_queue="rakuda")
-        current_app.extensions["rakuda_task_client"] = client
-    return client
-
-
-def queue_processing(webhook_event_id: int) -> bool:
-    """Send the processing task; False (logged) when the broker is unreachable: the sweep will queue it."""
-    try:
-        _task_client().send_task(WEBHOOK_PROCESS, args=[webhook_event_id], retry=False)
-    except Exception as exc:  # kombu raises several kinds; the delivery is stored either way
-        log.warning("webhook event %s stored but not queued (broker: %s); the sweep will queue it",
-                    webhook_event_id, exc)
-        return False
-    return True
+def _store() -> DeliveryStore:
+    store = current_app.extensions.get("rakuda_webhook_store")
+    if store is None:
+        store = current_app.extensions["rakuda_webhook_store"] = DeliveryStore(_database().engine)
+    return store
 
 
 def read_body(settings: Settings) -> bytes:
@@ -162,20 +141,11 @@ def receive(provider: str) -> tuple[Response, int]:
         raise HttpError(400, f"invalid {provider} delivery: {exc}", field=exc.field) from None
     delivery_id, topic = delivery_identity(provider, body, raw)
     headers = {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers}
-    session = _database().new_session()
-    try:
-        row = WebhookEvent(provider=provider, delivery_id=delivery_id, topic=topic, raw_body=text,
-                           body_sha256=hashlib.sha256(raw).hexdigest(), headers=headers,
-                           status=WebhookStatus.PENDING)
-        session.add(row)
-        session.commit()
-        row_id = row.id
-    except IntegrityError:
-        session.rollback()
+    row_id = _store().store(Delivery(provider=provider, delivery_id=delivery_id, topic=topic, raw_body=text,
+                                     body_sha256=hashlib.sha256(raw).hexdigest(), headers=headers))
+    if row_id is None:
         return jsonify({"status": "duplicate", "deliveryId": delivery_id,
                         "message": "this delivery (or this exact body) was already received; nothing changed"}), 200
-    finally:
-        session.close()
     queued = queue_processing(row_id)
     return jsonify({"status": "accepted", "id": row_id, "deliveryId": delivery_id, "queued": queued}), 202
 

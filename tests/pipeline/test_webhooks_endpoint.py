@@ -177,8 +177,8 @@ def test_failed_delivery_can_be_listed_and_retried_with_the_key(http, runtime, w
     assert http.post("/api/webhooks/events/999/retry", headers=key).status_code == 404
 
 
-def test_broker_down_at_receive_delivery_is_kept_and_the_sweep_applies_it(app_settings, runtime, celery_app,
-                                                                          bus_redis):
+def test_broker_down_at_receive_deliveries_are_kept_and_the_sweep_applies_them(app_settings, runtime, celery_app,
+                                                                                bus_redis):
     from celery.contrib.testing.worker import start_worker
 
     from gateway.app import create_app
@@ -195,6 +195,14 @@ def test_broker_down_at_receive_delivery_is_kept_and_the_sweep_applies_it(app_se
         assert time.monotonic() - started < 5  # fails fast, does not hang on the broker
         assert response.status_code == 202 and response.json["queued"] is False
         assert [e.status for e in _events(runtime)] == [WebhookStatus.PENDING]
+        # The broker failed a moment ago: the next deliveries are stored and answered without
+        # waiting for it again (the sweep queues them).
+        for order_id in ("JO-2", "JO-3"):
+            started = time.monotonic()
+            response = post_joom(app.test_client(), samples.joom(id=order_id))
+            assert response.status_code == 202 and response.json["queued"] is False
+            assert time.monotonic() - started < 1.0
+        assert [e.status for e in _events(runtime)] == [WebhookStatus.PENDING] * 3
     finally:
         app.extensions["rakuda_db"].dispose()
         app.extensions["rakuda_task_client"].close()
@@ -203,8 +211,8 @@ def test_broker_down_at_receive_delivery_is_kept_and_the_sweep_applies_it(app_se
     runtime.settings = runtime.settings.replace(webhook_sweep_after_s=0.0)
     with start_worker(celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
         celery_app.send_task(task_names.WEBHOOK_SWEEP)
-        wait_for(lambda: published_events(bus_redis, "ORDER_RECEIVED"), what="the swept delivery applied")
-    assert len(orders(runtime)) == 1
+        wait_for(lambda: len(published_events(bus_redis, "ORDER_RECEIVED")) == 3, what="the swept deliveries applied")
+    assert len(orders(runtime)) == 3
 
 
 def test_ebay_topic_not_about_orders_is_stored_and_ignored(http, runtime, worker, bus_redis):
