@@ -39,6 +39,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ALL_SCENARIOS + EXTRA_SCENARIOS))
     parser.add_argument("--capacity-levels", help="e.g. 1000,5000,10000,15000")
     parser.add_argument("--pipeline-listings", type=int, help="listings the pipeline scenario syncs (50000)")
+    parser.add_argument("--latency", metavar="CLIENTS,RATE,SECONDS",
+                        help="the latency scenario's steady state, e.g. 5000,20,15 (default 1000,100,8)")
+    parser.add_argument("--latency-windows", help="debounce windows (ms) the gateway is measured with, e.g. 0")
     parser.add_argument("--storm-levels", help="dashboards per storm run, e.g. 5000,10000")
     parser.add_argument("--storm-restarts", help="reload (SIGHUP, the documented deploy), restart (SIGTERM + "
                         "start again) or both: reload,restart")
@@ -96,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         plan.capacity_levels = [int(n) for n in args.capacity_levels.split(",")]
     if args.pipeline_listings:
         plan.pipeline_listings = args.pipeline_listings
+    if args.latency:
+        clients, rate, seconds = args.latency.split(",")
+        plan.latency_clients, plan.latency_rate, plan.latency_seconds = int(clients), float(rate), float(seconds)
+    if args.latency_windows:
+        plan.latency_windows = [int(w) for w in args.latency_windows.split(",")]
     if args.storm_levels:
         plan.storm_levels = [int(n) for n in args.storm_levels.split(",")]
     if args.storm_restarts:

@@ -258,6 +258,7 @@ def latency(plan: Plan, lc: LoadClient, name: str) -> list[dict[str, Any]]:
                 "p99_ms": totals.percentile(0.99), "max_ms": totals.max_latency_ms,
                 "latency_samples": sum(totals.hist.values()),
                 "server_cpu_pct": round(100 * cpu / (time.monotonic() - wall0), 1),
+                "bytes_per_msg": round(totals.bytes / totals.messages) if totals.messages else None,
                 "cpu_s_per_100k": round(cpu / totals.messages * 1e5, 3) if totals.messages else None,
                 "client_cpu_s": round(totals.cpu_s, 1),
             })
