@@ -115,6 +115,8 @@ def storm_rows(r: dict[str, Any]) -> list[Row]:
     def line(metric: str, value: Any, target: str = "", ok: bool | None = None) -> Row:
         return s, metric, {"gateway": _fmt(value)}, target, _verdict(ok) if target else ""
 
+    if "error" in r:
+        return [line("error", r["error"].splitlines()[0])]
     back = r.get("all_back_s")
     return [
         line("s from the restart until every client resumed", back if back is not None else

@@ -9,12 +9,26 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import shutil
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from bench.loadworker import raise_nofile
 from bench.stormworker import worker_main
 from bench.systems import API_KEY
+
+
+def stack_of(pid: int | None) -> str:
+    """What a process is doing (py-spy dump), for the error when it does not answer."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    try:
+        return subprocess.run([spy, "dump", "--pid", str(pid)], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"(py-spy dump failed: {exc})"
+
 
 CHANNEL_SETS = ("inventory,orders,pricing,listings", "inventory,pricing")
 SOURCES = [f"127.0.0.{i}" for i in range(2, 10)]
@@ -38,9 +52,10 @@ class StormClient:
         for pipe in self.pipes:
             pipe.send((name, args))
         answers = []
-        for pipe in self.pipes:
+        for pipe, proc in zip(self.pipes, self.procs, strict=True):
             if not pipe.poll(timeout):
-                raise TimeoutError(f"storm client did not answer {name!r} within {timeout:g}s")
+                raise TimeoutError(f"storm client process {proc.pid} (alive: {proc.is_alive()}) did not answer "
+                                   f"{name!r} within {timeout:g}s; its stack:\n{stack_of(proc.pid)}")
             answers.append(pipe.recv())
         return answers
 
