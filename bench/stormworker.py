@@ -27,6 +27,7 @@ from bench.stormstream import Stream, lost_and_duplicates, take
 
 LINGER_RESET = struct.pack("ii", 1, 0)  # close with RST: no TIME_WAIT eating ephemeral ports
 READ_SIZE = 262144
+IP_BIND_ADDRESS_NO_PORT = 24  # linux/in.h
 BACKOFF_BASE_MS, BACKOFF_MAX_MS = 1000, 30000
 
 
@@ -116,6 +117,8 @@ class StormWorker:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
         sock.setblocking(False)
+        # The port is chosen at connect, unique per (source, destination): bind does not scan the ports in use.
+        sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
         try:
             sock.bind((stream.source, 0))
         except OSError:
