@@ -184,8 +184,14 @@ def run(redis_url: str, clients: int, how: str, *, root: Path = ROOT, port: int 
         row["new_worker_peak_cpu_pct"] = cpu.stop()
         published = publisher.stop()
         publisher = None
-        time.sleep(3.0)  # the last events reach every stream
+        # A stream dropped again (slow, say) is still reconnecting: what it has not got yet is not lost
+        # until it is back and caught up, so wait until every one is live, then for the last events.
+        deadline = time.monotonic() + 30.0
+        while (p := lc.progress())["live"] < clients and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(3.0)
         p = lc.progress()
+        row["live_at_check"] = p["live"]
         row.update(resumed=p["resumed_back"], resets=p["resets"], statuses=dict(p["statuses"]),
                    published=len(published), **lc.check(published))
         row["old_workers_left"] = sum(1 for pid in old if Path(f"/proc/{pid}").exists())
