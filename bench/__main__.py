@@ -3,6 +3,7 @@
     python -m bench                                  # full run, private redis-server
     python -m bench --smoke --redis-url redis://127.0.0.1:6379/14
     python -m bench --scenarios latency,burst --systems gateway
+    python -m bench --scenarios storm --storm-levels 5000,10000   # a restart under N dashboards
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from bench.systems import SYSTEMS, VARIANTS, PrivateRedis
 ALL_SCENARIOS = ("capacity", "fanout", "latency", "burst", "bus")
 # Not in the full run's default (it needs PostgreSQL, TEST_DATABASE_URL, and takes minutes at 50,000
 # listings): run it by name. The smoke run includes it at 1,000 listings (~7 s).
-EXTRA_SCENARIOS = ("pipeline", "notify")
+EXTRA_SCENARIOS = ("pipeline", "notify", "storm")
 # By name only, never in a smoke or full run: webhook intake (bench/webhook_intake.py, ~2 min, PostgreSQL).
 ON_REQUEST_SCENARIOS = ("intake",)
 
@@ -40,6 +41,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         ALL_SCENARIOS + EXTRA_SCENARIOS + ON_REQUEST_SCENARIOS))
     parser.add_argument("--capacity-levels", help="e.g. 1000,5000,10000,15000")
     parser.add_argument("--pipeline-listings", type=int, help="listings the pipeline scenario syncs (50000)")
+    parser.add_argument("--latency", metavar="CLIENTS,RATE,SECONDS",
+                        help="the latency scenario's steady state, e.g. 5000,20,15 (default 1000,100,8)")
+    parser.add_argument("--latency-windows", help="debounce windows (ms) the gateway is measured with, e.g. 0")
+    parser.add_argument("--storm-levels", help="dashboards per storm run, e.g. 5000,10000")
+    parser.add_argument("--storm-restarts", help="reload (SIGHUP, the documented deploy), restart (SIGTERM + "
+                        "start again) or both: reload,restart")
+    parser.add_argument("--storm-tree", type=Path, help="run the storm's gateway from this tree (e.g. an older "
+                        "commit's `git archive`), default this one")
     parser.add_argument("--json", type=Path, help="also write every raw figure to this file")
     parser.add_argument("--profile", metavar="DIR", help="py-spy each server while measured; stacks to DIR")
     return parser.parse_args(argv)
@@ -92,6 +101,17 @@ def main(argv: list[str] | None = None) -> int:
         plan.capacity_levels = [int(n) for n in args.capacity_levels.split(",")]
     if args.pipeline_listings:
         plan.pipeline_listings = args.pipeline_listings
+    if args.latency:
+        clients, rate, seconds = args.latency.split(",")
+        plan.latency_clients, plan.latency_rate, plan.latency_seconds = int(clients), float(rate), float(seconds)
+    if args.latency_windows:
+        plan.latency_windows = [int(w) for w in args.latency_windows.split(",")]
+    if args.storm_levels:
+        plan.storm_levels = [int(n) for n in args.storm_levels.split(",")]
+    if args.storm_restarts:
+        plan.storm_restarts = args.storm_restarts.split(",")
+    if args.storm_tree:
+        plan.storm_tree = str(args.storm_tree.resolve())
     started = time.time()
     print(f"# bench {'smoke' if args.smoke else 'full'} run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"# machine: {machine()}")
@@ -112,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
 
                 results["intake"] = webhook_intake.run(webhook_intake.parse_args(["--smoke"] if args.smoke else []))
                 _progress("intake", results["intake"])
+                continue
+            if scenario == "storm":
+                from bench import storm
+
+                results["storm"] = storm.run_plan(plan)
+                _progress("storm", results["storm"])
                 continue
             if scenario == "bus":
                 results["bus"] = scenarios.bus(plan)

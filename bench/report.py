@@ -102,7 +102,33 @@ def build_rows(results: dict[str, list[dict[str, Any]]]) -> list[Row]:
         rows += pipeline_rows(r)
     for r in results.get("notify", []):
         rows.append(("notify", r["what"], {"gateway": _fmt(r["per_s"])}, "", ""))
+    for r in results.get("storm", []):
+        rows += storm_rows(r)
     return rows
+
+
+def storm_rows(r: dict[str, Any]) -> list[Row]:
+    """A restart under N dashboards (bench/storm.py), against the targets of a deploy."""
+    s = f"storm {r['clients']:,} {r['restart']}"
+    limit = 10.0 if r["clients"] <= 5000 else 20.0
+
+    def line(metric: str, value: Any, target: str = "", ok: bool | None = None) -> Row:
+        return s, metric, {"gateway": _fmt(value)}, target, _verdict(ok) if target else ""
+
+    if "error" in r:
+        return [line("error", r["error"].splitlines()[0])]
+    back = r.get("all_back_s")
+    return [
+        line("s from the restart until every client resumed", back if back is not None else
+             f"{r['back']}/{r['clients']} back after {r.get('last_back_s')}", f"≤ {limit:g}",
+             back is not None and back <= limit),
+        line("clients that got reset", r["resets"], "0", r["resets"] == 0),
+        line("events lost (published on its channels, never seen)", r["lost"], "0", r["lost"] == 0),
+        line("duplicates delivered to the application / seen on the wire",
+             f"{r['app_duplicates']} / {r['wire_duplicates']}", "0 delivered", r["app_duplicates"] == 0),
+        line("new worker's peak CPU % (1 s samples)", r["new_worker_peak_cpu_pct"]),
+        line("refusals and drops by kind", ", ".join(f"{k}: {v}" for k, v in sorted(r["statuses"].items()))),
+    ]
 
 
 def pipeline_rows(r: dict[str, Any]) -> list[Row]:

@@ -60,6 +60,10 @@ class Plan:
     pipeline_concurrency: int = 2  # the Procfile's default WORKER_CONCURRENCY
     pipeline_window_ms: int = 0  # debounce 0: every event is its own message, so every one is counted
     pipeline_limit_s: float = 900.0
+    storm_levels: list[int] = field(default_factory=lambda: [5000, 10000])  # bench.storm
+    storm_restarts: list[str] = field(default_factory=lambda: ["reload", "restart"])
+    storm_rate: float = 20.0
+    storm_tree: str | None = None  # the gateway's source tree (default: this one)
     pipeline_pg_url: str = field(default_factory=lambda: os.environ.get(
         "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
 
@@ -70,7 +74,7 @@ class Plan:
                    latency_seconds=1.5, latency_windows=[0, 200], burst_clients=100, burst_events=5000,
                    burst_flasksse_events=200, burst_window_ms=200, bus_events=2000, wait_limit_s=10,
                    pipeline_listings=1000, pipeline_clients=2, pipeline_limit_s=60,
-                   notify_events=2000, notify_orders=50)
+                   notify_events=2000, notify_orders=50, storm_levels=[100], storm_restarts=["reload"])
 
 
 @contextlib.contextmanager
@@ -254,6 +258,7 @@ def latency(plan: Plan, lc: LoadClient, name: str) -> list[dict[str, Any]]:
                 "p99_ms": totals.percentile(0.99), "max_ms": totals.max_latency_ms,
                 "latency_samples": sum(totals.hist.values()),
                 "server_cpu_pct": round(100 * cpu / (time.monotonic() - wall0), 1),
+                "bytes_per_msg": round(totals.bytes / totals.messages) if totals.messages else None,
                 "cpu_s_per_100k": round(cpu / totals.messages * 1e5, 3) if totals.messages else None,
                 "client_cpu_s": round(totals.cpu_s, 1),
             })
