@@ -8,7 +8,6 @@ its committed rows and nothing else.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from decimal import Decimal
 
@@ -93,7 +92,7 @@ def test_a_batch_whose_history_insert_fails_commits_and_publishes_nothing(runtim
 def test_a_batch_committed_while_redis_is_down_is_relayed_exactly_once(app_settings: Settings, catalogue):
     catalogue(10)
     bus_server = RedisServer().start()
-    settings = dataclasses.replace(app_settings, redis_url=bus_server.url, celery_broker_url=app_settings.redis_url)
+    settings = app_settings.replace(redis_url=bus_server.url, celery_broker_url=app_settings.redis_url)
     rt = Runtime(settings)
     app = create_celery(settings, runtime=rt)
     try:
