@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -198,6 +200,40 @@ def _clients_on_db(admin: redis.Redis, db: int) -> list[dict]:
     return [c for c in admin.client_list() if int(c["db"]) == db and c["name"].startswith("rakuda-gateway")]
 
 
+def _local_tcp_ports(root_pid: int) -> set[int]:
+    """Local TCP ports held by a process and its descendants (read from /proc).
+
+    A Redis connection's ``addr`` is the client's side, so these ports pick one gateway's
+    connections out of CLIENT LIST, whatever other processes use the same database.
+    """
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    pids = {root_pid}
+    while True:
+        more = {pid for pid, parent in parents.items() if parent in pids} - pids
+        if not more:
+            break
+        pids |= more
+    inodes: set[str] = set()
+    for pid in pids:
+        try:
+            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        inodes.update(link[len("socket:["):-1] for link in links if link.startswith("socket:["))
+    ports: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def test_redis_connections_stay_few_however_many_clients(gateway_factory, settings: Settings, redis_url: str):
     """Regression guard against a per-client Redis subscription (flask-sse's design).
 
@@ -232,7 +268,11 @@ def test_redis_connections_stay_few_however_many_clients(gateway_factory, settin
             assert receive_payload_ids(stream, published) == published
         bus.close()
 
-        with_fifty = _clients_on_db(admin, db)
+        # Only this gateway's: a process left behind by an earlier test on the same database
+        # number is not what is measured here.
+        assert gateway.proc is not None
+        ports = _local_tcp_ports(gateway.proc.pid)
+        with_fifty = [c for c in _clients_on_db(admin, db) if int(c["addr"].rsplit(":", 1)[1]) in ports]
         by_name = Counter(c["name"] for c in with_fifty)
         seen = [(c["name"], c["cmd"]) for c in with_fifty]
         assert by_name["rakuda-gateway-reader"] == 1, seen
