@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report, scenarios
+from bench.harness import Plan
 from bench.loadclient import LoadClient, raise_nofile
 from bench.systems import SYSTEMS, VARIANTS, PrivateRedis
 
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     raise_nofile()  # before redis-server starts: it sizes maxclients from the limit it inherits
     private = None if args.redis_url else PrivateRedis().start()
     redis_url = args.redis_url or private.url  # type: ignore[union-attr]
-    plan = (scenarios.Plan.smoke if args.smoke else scenarios.Plan)(redis_url, systems, chosen)
+    plan = (Plan.smoke if args.smoke else Plan)(redis_url, systems, chosen)
     plan.profile_dir = args.profile
     if args.capacity_levels:
         plan.capacity_levels = [int(n) for n in args.capacity_levels.split(",")]

@@ -32,6 +32,7 @@ from typing import Any
 import psycopg2
 
 from bench import procstat
+from bench.harness import Plan, profiled, running, wait_for
 from bench.loadclient import LoadClient
 from bench.systems import ROOT
 
@@ -201,12 +202,10 @@ def _db_progress(cursor: Any) -> tuple[int, float | None]:
     return count, last.timestamp() if last else None
 
 
-def pipeline(plan: Any, lc: LoadClient, name: str) -> list[dict[str, Any]]:
+def pipeline(plan: Plan, lc: LoadClient, name: str) -> list[dict[str, Any]]:
     """Seed, start gateway + clients + worker, run ``rakuda prices sync``, time it to the last event."""
     if name != "gateway":
         return []  # the pipeline publishes through this project's bus only
-    from bench.scenarios import profiled, running, wait_for
-
     n = plan.pipeline_listings
     row: dict[str, Any] = {"system": name, "clients": plan.pipeline_clients,
                            "concurrency": plan.pipeline_concurrency}

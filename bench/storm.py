@@ -31,7 +31,7 @@ from bench.stormclient import StormClient
 from bench.systems import API_KEY, ROOT, clear_bench_keys, wait_healthy
 
 if TYPE_CHECKING:
-    from bench.scenarios import Plan
+    from bench.harness import Plan
 
 
 class SteadyPublisher(threading.Thread):
