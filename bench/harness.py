@@ -87,18 +87,29 @@ def running(name: str, plan: Plan, debounce_ms: int = 0) -> Iterator[System]:
         system.stop(keep_log=failed)
 
 
+def py_spy() -> str | None:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    return spy if Path(spy).exists() else None
+
+
+def record_stacks(pid: int, out: Path, seconds: float | None = None) -> subprocess.Popen[bytes]:
+    """py-spy ``pid`` at 200 Hz into ``out`` (raw, collapsed stacks) until SIGINT or ``seconds``."""
+    spy = py_spy()
+    assert spy is not None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    limit = ["--duration", str(max(1, round(seconds)))] if seconds else []
+    return subprocess.Popen([spy, "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
+                             "--output", str(out), "--nonblocking", *limit],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 @contextlib.contextmanager
 def profiled(plan: Plan, system: System, label: str) -> Iterator[None]:
     """Record the server's stacks with py-spy (if ``plan.profile_dir``) while the body runs."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not plan.profile_dir or not Path(spy).exists():
+    if not plan.profile_dir or py_spy() is None:
         yield
         return
-    out = Path(plan.profile_dir) / f"{label}.txt"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen([spy, "record", "--pid", str(system.worker_pid), "--rate", "200", "--format", "raw",
-                             "--output", str(out), "--nonblocking"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = record_stacks(system.worker_pid, Path(plan.profile_dir) / f"{label}.txt")
     try:
         yield
     finally:

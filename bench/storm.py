@@ -23,15 +23,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bench import procstat
 from bench.events import CHANNEL_OF, TYPES, event_dict
+from bench.harness import Plan, py_spy, record_stacks
 from bench.stormclient import StormClient
 from bench.systems import API_KEY, ROOT, clear_bench_keys, wait_healthy
-
-if TYPE_CHECKING:
-    from bench.harness import Plan
 
 
 class SteadyPublisher(threading.Thread):
@@ -121,9 +119,11 @@ class WebLine:
 class NewWorkerCpu(threading.Thread):
     """Peak CPU (% of one core, 1 s samples) of the workers that were not there at the restart."""
 
-    def __init__(self, web: WebLine, old: list[int]) -> None:
+    def __init__(self, web: WebLine, old: list[int], profile: Path | None = None) -> None:
         super().__init__(daemon=True)
         self.web, self.old = web, set(old)
+        self.profile = profile  # py-spy each new worker for 20 s from when it is first seen
+        self.spies: list[subprocess.Popen[bytes]] = []
         self.peak_pct = 0.0
         self.halt = threading.Event()
 
@@ -137,17 +137,25 @@ class NewWorkerCpu(threading.Thread):
                     cpu = procstat.cpu_seconds(pid)
                     if pid in before:
                         self.peak_pct = max(self.peak_pct, 100 * (cpu - before[pid]))
+                    elif self.profile is not None and py_spy() is not None:
+                        self.spies.append(record_stacks(pid, self.profile.with_name(f"{self.profile.name}-{pid}.txt"),
+                                                        seconds=20))
                     before[pid] = cpu
 
     def stop(self) -> float:
         self.halt.set()
         self.join(timeout=5)
+        for spy in self.spies:
+            try:
+                spy.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                spy.kill()
         return round(self.peak_pct)
 
 
 def run(redis_url: str, clients: int, how: str, *, root: Path = ROOT, port: int = 0, rate: float = 20.0,
         heartbeat_ms: int = 2000, processes: int = 4, steady_s: float = 5.0, limit_s: float = 60.0,
-        log: Path | None = None) -> dict[str, Any]:
+        log: Path | None = None, profile: Path | None = None) -> dict[str, Any]:
     """One storm; returns its row."""
     from bench.systems import free_port
 
@@ -171,12 +179,15 @@ def run(redis_url: str, clients: int, how: str, *, root: Path = ROOT, port: int 
         old = web.workers()
         t_restart = time.time()
         lc.ask("mark_restart", t_restart)
-        cpu = NewWorkerCpu(web, old)
+        cpu = NewWorkerCpu(web, old, profile)
         cpu.start()
         web.restart(how)
         deadline = time.monotonic() + limit_s
+        timeline: list[tuple[float, int, int]] = []  # (s since the signal, streams live, clients back)
         while (p := lc.progress())["back"] < clients and time.monotonic() < deadline:
+            timeline.append((round(time.time() - t_restart, 2), p["live"], p["back"]))
             time.sleep(0.25)
+        row["timeline"] = timeline
         row["back"] = p["back"]
         row["all_back_s"] = round(p["last_back"] - t_restart, 2) if p["back"] >= clients else None
         row["last_back_s"] = round(p["last_back"] - t_restart, 2) if p["last_back"] else None
@@ -211,8 +222,9 @@ def run_plan(plan: Plan) -> list[dict[str, Any]]:
         for how in plan.storm_restarts:
             load = os.getloadavg()
             try:
-                row = run(plan.redis_url, clients, how, root=tree, rate=plan.storm_rate,
-                          heartbeat_ms=plan.heartbeat_ms, processes=max(2, min(4, clients // 2000 + 1)))
+                profile = Path(plan.profile_dir) / f"storm-{clients}-{how}" if plan.profile_dir else None
+                row = run(plan.redis_url, clients, how, root=tree, rate=plan.storm_rate, heartbeat_ms=plan.heartbeat_ms,
+                          processes=max(2, min(4, clients // 2000 + 1)), profile=profile)
             except (TimeoutError, RuntimeError) as exc:  # the other runs still count; this one says why
                 row = {"clients": clients, "restart": how, "error": str(exc)}
             print(f"  storm row: {row}", flush=True)
