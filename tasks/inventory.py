@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 
 from shared.models import Listing, ListingStatus, Product, ProductStatus, utcnow
-from shared.outbox import Changes
 from shared.realtime import RealTimeEvent, RealTimeEventType
 from tasks.errors import PermanentError, TransientError
+from tasks.outbox import Changes
 from tasks.runtime import Runtime
 from tasks.supplier import SupplierItem
 

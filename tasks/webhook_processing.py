@@ -20,9 +20,9 @@ from sqlalchemy import select
 
 from shared.models import Listing, Marketplace, Order, OrderLine, OrderStatus, WebhookEvent, WebhookStatus, utcnow
 from shared.order_status import refusal
-from shared.outbox import Changes
 from shared.realtime import RealTimeEvent, RealTimeEventType
 from shared.webhook_payloads import OrderNotice, PayloadError, parse_notice
+from tasks.outbox import Changes
 from tasks.runtime import Runtime
 from tasks.sold_elsewhere import claim_listings
 
