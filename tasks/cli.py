@@ -19,6 +19,7 @@ import click
 from shared import task_names
 from shared.config import Settings, get_settings
 from shared.production import refuse_to_start_if_unsafe
+from shared.timestamps import utc_iso
 from shared.webhook_signatures import sign_ebay, sign_joom
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ def auth_blocked(as_json: bool) -> None:
     settings = _settings()
     blocks = BlockList(settings, redis_from_url(settings.redis_url)).blocks()
     for block in blocks:
-        until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(block.until))
+        until = utc_iso(block.until, "seconds")
         if as_json:
             click.echo(json.dumps({"address": block.address, "until": until,
                                    "untilEpoch": round(block.until, 3), "failures": block.failures}))

@@ -30,6 +30,7 @@ from shared.models import (
     WebhookStatus,
     utcnow,
 )
+from shared.timestamps import utc_iso
 from tasks.pricing import Fees, listing_price, shipping_usd
 from tasks.runtime import Runtime
 from tasks.supplier import SandboxSupplier
@@ -136,14 +137,14 @@ def sandbox_delivery(rt: Runtime, rng: random.Random, number: int) -> tuple[str,
             order_id = f"JO-S{number:06d}"
             return "joom", f"sandbox-{number}", "order.created", {"event": "order.created", "order": {
                 "id": order_id, "status": "pending", "buyer_name": f"Sandbox buyer {number}",
-                "total": total, "currency": "USD", "created_at": utcnow().isoformat(),
+                "total": total, "currency": "USD", "created_at": utc_iso(utcnow()),
                 "items": [{"sku": listing.sku, "title": listing.product.title, "quantity": 1, "price": total}]}}
         order_id = f"99-{number:05d}-{rng.randrange(10**5):05d}"
         return "ebay", f"sandbox-{number}", "MARKETPLACE_ORDER_CREATED", {
             "metadata": {"topic": "MARKETPLACE_ORDER_CREATED", "notificationId": f"sandbox-{number}"},
             "notification": {"data": {
                 "orderId": order_id, "orderFulfillmentStatus": "NOT_STARTED", "orderPaymentStatus": "PENDING",
-                "creationDate": utcnow().isoformat(), "buyer": {"username": f"sandbox{number}"},
+                "creationDate": utc_iso(utcnow()), "buyer": {"username": f"sandbox{number}"},
                 "pricingSummary": {"total": {"value": total, "currency": "USD"}},
                 "lineItems": [{"sku": listing.sku, "title": listing.product.title, "quantity": 1}]}}}
 
