@@ -32,6 +32,7 @@ from shared.models import (
 )
 from shared.timestamps import utc_iso
 from tasks.pricing import Fees, listing_price, shipping_usd
+from tasks.registry import RakudaTask, task
 from tasks.runtime import Runtime
 from tasks.supplier import SandboxSupplier
 
@@ -166,3 +167,8 @@ def receive_sandbox_orders(rt: Runtime, app: Celery) -> int:
         row_id = row.id
     app.send_task(task_names.WEBHOOK_PROCESS, args=[row_id])
     return 1
+
+
+@task(task_names.DEMO_ORDERS)
+def simulate_demo_orders(task: RakudaTask, /) -> int:
+    return receive_sandbox_orders(task.runtime, task.app)

@@ -13,8 +13,11 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared import task_names as names
 from shared.models import Listing, ListingStatus, utcnow
 from shared.realtime import RealTimeEvent, RealTimeEventType
+from tasks.errors import PermanentError, TransientError
+from tasks.registry import RakudaTask, task
 from tasks.runtime import Runtime
 
 STARTABLE = {ListingStatus.DRAFT, ListingStatus.PENDING_PUBLISH, ListingStatus.ERROR, ListingStatus.PUBLISHING}
@@ -104,3 +107,46 @@ def record_end_failure(rt: Runtime, listing_id: int, reason: str) -> None:
         listing = session.get(Listing, listing_id)
         if listing is not None:
             listing.error_message = f"ending on the marketplace failed: {reason}"[:2000]
+
+
+# Listing tasks retry by hand: once the retries are spent, the listing records why (ERROR) and
+# the task ends normally, where autoretry_for would fail the task with the exception.
+
+@task(names.LISTING_PUBLISH)
+def publish_listing(task: RakudaTask, /, listing_id: int) -> str:
+    rt = task.runtime
+    job = begin_publish(rt, listing_id)
+    if job is None:
+        return "skipped"
+    try:
+        remote_id = rt.marketplace.create_listing(job.marketplace, job.sku, job.title, job.price, job.currency,
+                                                  job.shipping_cost)
+    except PermanentError as exc:
+        fail_publish(rt, listing_id, str(exc))
+        return "error"
+    except TransientError as exc:
+        if task.can_retry():
+            task.retry_with_backoff(exc)
+        fail_publish(rt, listing_id, f"gave up after {task.request.retries + 1} attempts: {exc}")
+        return "error"
+    finish_publish(rt, listing_id, remote_id)
+    return "active"
+
+
+@task(names.LISTING_END)
+def end_listing(task: RakudaTask, /, listing_id: int) -> str:
+    rt = task.runtime
+    target = ended_listing_target(rt, listing_id)
+    if target is None:
+        return "nothing to end"
+    try:
+        rt.marketplace.end_listing(*target)
+    except TransientError as exc:
+        if task.can_retry():
+            task.retry_with_backoff(exc)
+        record_end_failure(rt, listing_id, str(exc))
+        return "error"
+    except PermanentError as exc:
+        record_end_failure(rt, listing_id, str(exc))
+        return "error"
+    return "ended"
