@@ -91,16 +91,7 @@ def seed_catalogue(rt: Runtime, products: int = 300, orders: int = 20) -> Seeded
             session.add(product)
             session.flush()
             for marketplace in (Marketplace.EBAY, Marketplace.JOOM):
-                fees = settings[marketplace.value]
-                shipping = shipping_usd(marketplace.value, product.weight_grams, fees)
-                price = listing_price(product.purchase_price_jpy, JPY_TO_USD, shipping, fees)
-                # most listings are live; every tenth waits to be published by the worker
-                status = ListingStatus.PENDING_PUBLISH if i % 10 == 0 else ListingStatus.ACTIVE
-                listing = Listing(product=product, marketplace=marketplace, sku=f"ALS-{marketplace.value[0]}{i:06d}",
-                                  listing_price=price, shipping_cost=shipping, status=status,
-                                  marketplace_listing_id=None if status != ListingStatus.ACTIVE
-                                  else f"sandbox-{marketplace.value.lower()}-{i}",
-                                  listed_at=utcnow() if status == ListingStatus.ACTIVE else None)
+                listing = _demo_listing(product, marketplace, i, settings[marketplace.value])
                 session.add(listing)
                 listings.append(listing)
         session.flush()
@@ -114,6 +105,18 @@ def seed_catalogue(rt: Runtime, products: int = 300, orders: int = 20) -> Seeded
                               ordered_at=utcnow()))
         pending = [lst.id for lst in listings if lst.status == ListingStatus.PENDING_PUBLISH]
     return Seeded(products, len(listings), min(orders, len(active)), tuple(pending))
+
+
+def _demo_listing(product: Product, marketplace: Marketplace, i: int, fees: Fees) -> Listing:
+    """The ``i``-th product's listing on ``marketplace``: most are live, every tenth waits to be published."""
+    shipping = shipping_usd(marketplace.value, product.weight_grams, fees)
+    price = listing_price(product.purchase_price_jpy, JPY_TO_USD, shipping, fees)
+    status = ListingStatus.PENDING_PUBLISH if i % 10 == 0 else ListingStatus.ACTIVE
+    live = status == ListingStatus.ACTIVE
+    return Listing(product=product, marketplace=marketplace, sku=f"ALS-{marketplace.value[0]}{i:06d}",
+                   listing_price=price, shipping_cost=shipping, status=status,
+                   marketplace_listing_id=f"sandbox-{marketplace.value.lower()}-{i}" if live else None,
+                   listed_at=utcnow() if live else None)
 
 
 def sandbox_delivery(rt: Runtime, rng: random.Random, number: int) -> tuple[str, str, str, dict[str, Any]] | None:

@@ -146,9 +146,6 @@ def check_inventory_batch(task: RakudaTask, /, product_ids: list[int]) -> dict[s
     result = check_products(task.runtime, product_ids)
     for listing_id in result.ended_listing_ids:
         task.app.send_task(names.LISTING_END, args=[listing_id])
-    if result.retry_ids:
-        if task.can_retry():
-            task.retry_with_backoff(TransientError("; ".join(result.errors.values())), args=[result.retry_ids])
-        log.error("gave up checking products %s: %s", result.retry_ids, result.errors)
+    task.retry_the_failed(result.retry_ids, result.errors, "checking products")
     return {"checked": result.checked, "availability": result.availability_changes,
             "prices": result.price_changes}

@@ -195,8 +195,5 @@ def sync_price_batch(task: RakudaTask, /, listing_ids: list[int]) -> dict[str, A
     result = sync_prices(task.runtime, listing_ids)
     for marketplace, reason in result.refused_settings.items():
         log.error("listings on %s not repriced: %s", marketplace, reason)
-    if result.retry_ids:
-        if task.can_retry():
-            task.retry_with_backoff(TransientError("; ".join(result.errors.values())), args=[result.retry_ids])
-        log.error("gave up repricing listings %s: %s", result.retry_ids, result.errors)
+    task.retry_the_failed(result.retry_ids, result.errors, "repricing listings")
     return {"examined": result.examined, "changed": result.changed, "refused": result.refused_settings}

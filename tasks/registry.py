@@ -13,6 +13,7 @@ exception fails the task.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,11 +24,14 @@ from celery.utils.time import get_exponential_backoff_interval
 
 from shared.config import Settings
 from shared.redis_client import broker_url
+from tasks.errors import TransientError
 
 if TYPE_CHECKING:
     from tasks.runtime import Runtime
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+log = logging.getLogger(__name__)
 
 
 class RakudaTask(Task[Any, Any]):
@@ -57,6 +61,16 @@ class RakudaTask(Task[Any, Any]):
                                                       self.retry_backoff_max, self.retry_jitter)
                      if self.retry_backoff else self.default_retry_delay)
         raise self.retry(exc=exc, countdown=countdown, **options)
+
+
+    def retry_the_failed(self, ids: list[int], errors: dict[int, str], doing: str) -> None:
+        """Retry this batch task for ``ids`` alone (those that failed transiently) while retries
+        remain; past them, log that it gave up ``doing`` them, with each one's error."""
+        if not ids:
+            return
+        if self.can_retry():
+            self.retry_with_backoff(TransientError("; ".join(errors.values())), args=[ids])
+        log.error("gave up %s %s: %s", doing, ids, errors)
 
 
 class RakudaCelery(Celery[RakudaTask]):
