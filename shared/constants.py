@@ -1,4 +1,4 @@
-"""Channel names and Redis keys, namespaced in one place (``rakuda:realtime:...``)."""
+"""The channels of the bus (`Channel`) and every Redis key, namespaced in one place (``rakuda:realtime:...``)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ import redis
 
 from shared.realtime import RealTimeEvent
 
-log = logging.getLogger("shared.event_bus")
+log = logging.getLogger(__name__)
 
 
 class Subscription:

@@ -8,7 +8,8 @@ has its own tasks, bound to its own :class:`~tasks.runtime.Runtime`.
 Retries are Celery's own (``autoretry_for``, ``retry_backoff``, ``retry_backoff_max``,
 ``retry_jitter``, ``max_retries``): a wait drawn between 0 and TASK_RETRY_BACKOFF x 2^retries
 whole seconds (at most TASK_RETRY_BACKOFF_MAX), at most TASK_MAX_RETRIES times, then the
-exception fails the task.
+exception fails the task. A task that retries only part of its batch, or records a final
+state once the retries are spent, calls ``RakudaTask.retry_with_backoff`` (the same policy).
 """
 
 from __future__ import annotations
