@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.webhook_signatures import sign_ebay, sign_joom
-from tasks.cli import EBAY_SAMPLE, JOOM_SAMPLE
+from tasks.sample_webhooks import EBAY_SAMPLE, JOOM_SAMPLE
 
 
 @dataclass(frozen=True)

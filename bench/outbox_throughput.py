@@ -26,8 +26,8 @@ from bench.systems import PrivateRedis
 from shared.config import Settings
 from shared.database import Database
 from shared.event_bus import EventBus
-from shared.outbox import Outbox
 from shared.realtime import RealTimeEvent, RealTimeEventType
+from tasks.outbox import Outbox
 from tasks.schema import upgrade
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")

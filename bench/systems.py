@@ -304,13 +304,6 @@ def clear_bench_keys(redis_url: str) -> None:
         client.close()
 
 
-def redis_clients_total(redis_url: str) -> int:
-    client = redis.Redis.from_url(redis_url)
-    try:
-        return int(client.info("clients")["connected_clients"])
-    finally:
-        client.close()
-
 
 def to_json(value: object) -> str:
     return json.dumps(value, indent=2, default=str)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -25,6 +25,7 @@ from gateway.errors import HttpError, render
 from gateway.params import MAX_INT, MAX_ROW_ID, ascii_int
 from shared.database import Database
 from shared.models import Listing, ListingStatus, Marketplace, Order, OrderStatus, PriceHistory, Product
+from shared.timestamps import utc_iso
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +111,7 @@ def _money(value: Decimal | None) -> str | None:
 def _time(value: datetime | None) -> str | None:
     if value is None:
         return None
-    if value.tzinfo is None:  # SQLite keeps no offset; every time we store is UTC
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return utc_iso(value, "seconds")
 
 
 def product_json(p: Product) -> dict[str, Any]:

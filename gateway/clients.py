@@ -19,6 +19,7 @@ import gevent
 from gevent.socket import wait_write
 
 from gateway.stream_ids import ZERO, StreamId
+from shared.timestamps import utc_iso
 
 log = logging.getLogger(__name__)
 
@@ -181,4 +182,4 @@ class StreamClient:
 
 
 def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+    return utc_iso(ts)

@@ -10,6 +10,7 @@ import redis
 
 from gateway.metrics import LatencyHistogram, add_counters
 from shared.constants import PROCESS_PREFIX, STATS_DAY_PREFIX
+from shared.timestamps import utc_day
 
 SUM_FIELDS = ("resumes", "replayedEvents", "resets", "slowClientsDropped")
 
@@ -48,7 +49,7 @@ def add_up(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
 def day_history(client: redis.Redis, days: int, today: datetime | None = None) -> list[dict[str, Any]]:
     """Per-day counters (published by the bus, delivered & co by the gateways), newest first."""
     today = today or datetime.now(UTC)
-    dates = [(today - timedelta(days=i)).strftime("%Y-%m-%d") for i in range(days)]
+    dates = [utc_day(today - timedelta(days=i)) for i in range(days)]
     pipe = client.pipeline(transaction=False)
     for date in dates:
         pipe.hgetall(STATS_DAY_PREFIX + date)

@@ -42,6 +42,7 @@ from shared.constants import CHANNEL_TYPES, HISTORY_STREAM, PROCESS_PREFIX, TYPE
 from shared.event_bus import ensure_epoch, stats_day_key
 from shared.realtime import with_bus_id
 from shared.redis_client import redis_for, warn_unless_noeviction
+from shared.timestamps import utc_iso
 
 log = logging.getLogger(__name__)
 
@@ -429,7 +430,7 @@ class Hub:
             self.beat()
 
     def beat(self) -> None:
-        body = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        body = {"time": utc_iso(precision="seconds")}
         epoch = self.epoch
         frames = messages.Frames(
             lambda types: messages.json_message("heartbeat", body, cursor=self.debouncer.cursor(types), epoch=epoch)

@@ -1,30 +1,60 @@
-"""Channel names and Redis keys, namespaced in one place (``rakuda:realtime:...``)."""
+"""The channels of the bus (`Channel`) and every Redis key, namespaced in one place (``rakuda:realtime:...``)."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Final
 
-EVENT_CHANNELS: Final = {
-    "INVENTORY": "rakuda:realtime:inventory",
-    "ORDERS": "rakuda:realtime:orders",
-    "PRICING": "rakuda:realtime:pricing",
-    "LISTINGS": "rakuda:realtime:listings",
-}
-
-# Which channel carries which event type: one type per channel, so a channel filter
-# is also a type filter and a debounce window per type never spans channels.
-TYPE_CHANNELS: Final = {
-    "INVENTORY_CHANGE": EVENT_CHANNELS["INVENTORY"],
-    "ORDER_RECEIVED": EVENT_CHANNELS["ORDERS"],
-    "PRICE_CHANGE": EVENT_CHANNELS["PRICING"],
-    "LISTING_UPDATE": EVENT_CHANNELS["LISTINGS"],
-}
-CHANNEL_TYPES: Final = {channel: t for t, channel in TYPE_CHANNELS.items()}
-
-# Short names used in URLs (?channels=inventory,orders) and in the stream entries.
-CHANNEL_NAMES: Final = {full.rsplit(":", 1)[1]: full for full in EVENT_CHANNELS.values()}
+from shared.realtime import RealTimeEventType
 
 KEY_PREFIX: Final = "rakuda:realtime:"
+
+
+class Channel(StrEnum):
+    """A Pub/Sub channel: its value is the Redis key; each carries exactly one event type.
+
+    One type per channel, so a channel filter is also a type filter and a debounce window per
+    type never spans channels.
+    """
+
+    event_type: RealTimeEventType
+
+    def __new__(cls, key: str, event_type: RealTimeEventType) -> Channel:
+        member = str.__new__(cls, key)
+        member._value_ = key
+        member.event_type = event_type
+        return member
+
+    INVENTORY = KEY_PREFIX + "inventory", RealTimeEventType.INVENTORY_CHANGE
+    ORDERS = KEY_PREFIX + "orders", RealTimeEventType.ORDER_RECEIVED
+    PRICING = KEY_PREFIX + "pricing", RealTimeEventType.PRICE_CHANGE
+    LISTINGS = KEY_PREFIX + "listings", RealTimeEventType.LISTING_UPDATE
+
+    @property
+    def short_name(self) -> str:
+        """The name used in URLs (``?channels=inventory,orders``) and in the stream entries."""
+        return self.value.removeprefix(KEY_PREFIX)
+
+    @classmethod
+    def of_type(cls, event_type: str) -> Channel:
+        """The channel that carries ``event_type``; KeyError if no channel does."""
+        return _BY_TYPE[event_type]
+
+    @classmethod
+    def named(cls, name: str) -> Channel:
+        """The channel with this short name (``orders``) or Redis key; KeyError if unknown."""
+        return _BY_NAME[name]
+
+
+_BY_TYPE: Final = {channel.event_type.value: channel for channel in Channel}
+_BY_NAME: Final = {**{channel.short_name: channel for channel in Channel}, **{c.value: c for c in Channel}}
+
+# The public names of the same facts, as plain strings.
+EVENT_CHANNELS: Final = {channel.name: channel.value for channel in Channel}
+TYPE_CHANNELS: Final = {channel.event_type.value: channel.value for channel in Channel}
+CHANNEL_TYPES: Final = {channel.value: channel.event_type.value for channel in Channel}
+CHANNEL_NAMES: Final = {channel.short_name: channel.value for channel in Channel}
+
 # Every published event is appended here (capped), which is what makes resume possible.
 HISTORY_STREAM: Final = KEY_PREFIX + "history"
 # Names this incarnation of the history: a Redis that lost its data (a restart without
@@ -51,9 +81,7 @@ NEW_STREAMS_BUCKET_PREFIX: Final = KEY_PREFIX + "newstreams:"  # + address; hash
 
 def channel_for_name(name: str) -> str:
     """Full channel name for a short name (``orders``) or a full one; KeyError if unknown."""
-    if name in CHANNEL_TYPES:
-        return name
-    return CHANNEL_NAMES[name]
+    return Channel.named(name).value
 
 
 def short_name(channel: str) -> str:

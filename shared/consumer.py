@@ -26,22 +26,17 @@ from typing import Any, cast
 import redis
 
 from shared.config import Settings
-from shared.constants import HISTORY_STREAM, KEY_PREFIX
+from shared.constants import HISTORY_STREAM
+from shared.consumer_groups import CONSUMER_STATS_PREFIX, GROUPS_KEY, dead_key, group_status
 from shared.realtime import RealTimeEvent
-from shared.redis_replies import fields as decoded_fields
 from shared.redis_replies import stream_entries, text
 
 log = logging.getLogger(__name__)
 
-DEAD_PREFIX = KEY_PREFIX + "dead:"  # + group, a list of JSON records
-CONSUMER_STATS_PREFIX = KEY_PREFIX + "consumer:"  # + group, a hash of counters
-GROUPS_KEY = KEY_PREFIX + "consumer-groups"  # set of group names, for the status view
+__all__ = ["Consumer", "Entry", "dead_key", "group_status"]
+
 
 Handler = Callable[[RealTimeEvent], Any]
-
-
-def dead_key(group: str) -> str:
-    return DEAD_PREFIX + group
 
 
 @dataclass(frozen=True)
@@ -246,21 +241,3 @@ class Consumer:
 def _id_key(stream_id: str) -> tuple[int, int]:
     ms, _, seq = stream_id.partition("-")
     return int(ms), int(seq or 0)
-
-
-def group_status(client: redis.Redis) -> list[dict[str, Any]]:
-    """Each consumer group of the history: lag, pending, dead-lettered, lost and consumers."""
-    try:
-        groups = client.xinfo_groups(HISTORY_STREAM)
-    except redis.ResponseError:
-        return []
-    out = []
-    for g in groups:
-        name = text(g["name"])
-        counters = {k: int(v) for k, v in decoded_fields(client.hgetall(CONSUMER_STATS_PREFIX + name)).items()}
-        lag = g.get("lag")
-        out.append({"group": name, "consumers": int(g["consumers"]), "pending": int(g["pending"]),
-                    "lag": int(lag) if lag is not None else None, "lastDeliveredId": text(g["last-delivered-id"]),
-                    "dead": int(client.llen(dead_key(name))), "lost": counters.get("lost", 0),
-                    "acked": counters.get("acked", 0)})
-    return out

@@ -1,12 +1,15 @@
 """Publishing events to Redis, so that nothing published is lost to a reconnecting reader.
 
-Each publish runs one Lua script, atomically:
+Each publish runs one Lua script (:mod:`shared.publish_script`), atomically:
 
 * ``XADD`` to the capped history stream (the entry id becomes the event's bus id), which
   gateways read and replay from after a reconnect;
 * ``PUBLISH`` on the event's channel, so a plain ``SUBSCRIBE rakuda:realtime:orders``
   still receives every event as JSON (a simple subscriber needs nothing more);
 * a per-day ``published:<TYPE>`` counter for ``/api/realtime/stats``.
+
+The channel follows from the event's type (:class:`shared.constants.Channel`):
+``publish(event)``; ``publish(channel, event)`` also works and refuses an event of another channel.
 
 A publish that Redis does not take raises :class:`PublishError`: it is never dropped
 silently. Callers that must not lose an event keep it (the task side's outbox does).
@@ -15,96 +18,55 @@ silently. Callers that must not lose an event keep it (the task side's outbox do
 from __future__ import annotations
 
 import logging
-import threading
-import uuid
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast, overload
 
 import redis
 
 from shared.config import Settings, get_settings
-from shared.constants import (
-    CHANNEL_TYPES,
-    HISTORY_EPOCH,
-    HISTORY_STREAM,
-    METRICS_TOTALS,
-    STATS_DAY_PREFIX,
-    channel_for_name,
-)
+from shared.constants import Channel
 from shared.consumer import Consumer, Entry, group_status
-from shared.exceptions import ChannelMismatchError, PublishError, UnknownChannelError
+from shared.exceptions import BusNotInitializedError, ChannelMismatchError, PublishError, UnknownChannelError
+from shared.publish_script import (
+    PUBLISH_CHUNK,
+    PUBLISH_SCRIPT,
+    ensure_epoch,
+    new_epoch,
+    script_header,
+    script_keys,
+    stats_day_key,
+)
 from shared.realtime import EncodedEvent, RealTimeEvent
 from shared.redis_client import redis_for
 from shared.redis_replies import text
+from shared.subscription import Subscription, start_subscription
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Consumer", "Entry", "EventBus", "event_bus", "group_status"]
+__all__ = ["PUBLISH_CHUNK", "Consumer", "Entry", "EventBus", "ensure_epoch", "event_bus", "group_status",
+           "new_epoch", "stats_day_key", "Subscription"]
 
 EventLike = RealTimeEvent | EncodedEvent | dict[str, Any] | str
 
-_PUBLISH_SCRIPT = """
-local maxlen, max_age_ms, ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-redis.call('SET', KEYS[3], ARGV[4], 'NX')
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ids, counts = {}, {}
-for i = 5, #ARGV, 3 do
-  local channel, etype, body = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', maxlen, '*', 't', etype, 'e', body)
-  redis.call('PUBLISH', channel, '{"id":"' .. id .. '",' .. string.sub(body, 2))
-  counts[etype] = (counts[etype] or 0) + 1
-  ids[#ids + 1] = id
-end
-for etype, n in pairs(counts) do
-  redis.call('HINCRBY', KEYS[2], 'published:' .. etype, n)
-  redis.call('HINCRBY', KEYS[4], 'published:' .. etype, n)
-end
-redis.call('EXPIRE', KEYS[2], ttl)
-redis.call('XTRIM', KEYS[1], 'MINID', '~', tostring(now_ms - max_age_ms) .. '-0')
-return ids
-"""
 
-# Events per script call in publish_many: big enough for one round trip per typical batch,
-# small enough that Redis is never blocked for long by one call.
-PUBLISH_CHUNK = 1000
+class Outgoing(NamedTuple):
+    """An event checked for publishing, and the channel its type belongs on."""
 
+    channel: Channel
+    event: RealTimeEvent | EncodedEvent
 
-def new_epoch() -> str:
-    """A candidate epoch: taken only where the history has none (SET NX)."""
-    return uuid.uuid4().hex[:8]
-
-
-def ensure_epoch(client: redis.Redis) -> str:
-    """The history's epoch, created if this Redis has none (yet, or any more)."""
-    pipe = client.pipeline()
-    pipe.set(HISTORY_EPOCH, new_epoch(), nx=True)
-    pipe.get(HISTORY_EPOCH)
-    value = pipe.execute()[1]
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def stats_day_key(day: datetime | None = None) -> str:
-    day = day or datetime.now(UTC)
-    return STATS_DAY_PREFIX + day.strftime("%Y-%m-%d")
-
-
-class Subscription:
-    """A running subscription; ``close()`` stops its thread and its Redis connection."""
-
-    def __init__(self, pubsub: redis.client.PubSub, thread: threading.Thread) -> None:
-        self._pubsub = pubsub
-        self._thread = thread
-
-    def close(self) -> None:
-        self._thread.stop()  # type: ignore[attr-defined]
-        self._thread.join(timeout=5)
-        self._pubsub.close()
+    def script_args(self) -> tuple[str, str, str]:
+        body = self.event.json if isinstance(self.event, EncodedEvent) else self.event.to_json()
+        return self.channel.value, self.channel.event_type.value, body
 
 
 class EventBus:
-    """Unbound until ``initialize()``; the module singleton ``event_bus`` is shared per process."""
+    """Unbound until ``initialize()``; the module singleton ``event_bus`` is shared per process.
+
+    ``publish``, ``subscribe`` and ``consumer`` of a bus never initialised bind it to the
+    environment's settings first; the ``settings`` and ``redis`` properties only report what
+    is bound and raise :class:`BusNotInitializedError` before that.
+    """
 
     def __init__(self) -> None:
         self._redis: redis.Redis | None = None
@@ -120,20 +82,28 @@ class EventBus:
         self._settings = settings or get_settings()
         self._owns_redis = client is None
         self._redis = client or redis_for(self._settings)
-        self._script = self._redis.register_script(_PUBLISH_SCRIPT)
+        self._script = self._redis.register_script(PUBLISH_SCRIPT)
+
+    def _bound(self) -> tuple[Settings, redis.Redis]:
+        """The settings and client, binding first if unbound (to the settings it had, or the environment's)."""
+        if self._redis is None or self._settings is None:
+            self.initialize(self._settings)
+        return self.settings, self.redis
+
+    @property
+    def initialized(self) -> bool:
+        return self._redis is not None
 
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self.initialize()
-        assert self._settings is not None
+            raise BusNotInitializedError("settings")
         return self._settings
 
     @property
     def redis(self) -> redis.Redis:
         if self._redis is None:
-            self.initialize()
-        assert self._redis is not None
+            raise BusNotInitializedError("redis")
         return self._redis
 
     def close(self) -> None:
@@ -148,46 +118,60 @@ class EventBus:
         self._script = None
 
     # --- publishing ---
-    def publish(self, channel: str, event: EventLike) -> str | None:
-        """Publish one event; returns its bus id (None when REALTIME_ENABLED is false)."""
-        ids = self.publish_many(channel, [event])
+    @overload
+    def publish(self, event: EventLike, /) -> str | None: ...
+    @overload
+    def publish(self, channel: str, event: EventLike, /) -> str | None: ...
+
+    def publish(self, channel_or_event: EventLike, event: EventLike | None = None, /) -> str | None:
+        """Publish one event on its type's channel; returns its bus id (None when REALTIME_ENABLED is false).
+
+        ``publish(event)``, or ``publish(channel, event)``, which refuses an event of another channel.
+        """
+        if event is None:
+            ids = self.publish_many([channel_or_event])
+        else:
+            ids = self.publish_many(_channel_argument(channel_or_event), [event])
         return ids[0] if ids else None
 
-    def publish_many(self, channel: str, events: Iterable[EventLike]) -> list[str]:
-        """Publish events in order, one round trip per PUBLISH_CHUNK; returns their bus ids.
+    @overload
+    def publish_many(self, events: Iterable[EventLike], /) -> list[str]: ...
+    @overload
+    def publish_many(self, channel: str, events: Iterable[EventLike], /) -> list[str]: ...
+
+    def publish_many(self, channel_or_events: str | Iterable[EventLike],
+                     events: Iterable[EventLike] | None = None, /) -> list[str]:
+        """Publish events in order, each on its type's channel, one round trip per PUBLISH_CHUNK;
+        returns their bus ids. With a ``channel`` first, every event must belong on it.
 
         Every event is validated before any is sent: one bad event publishes nothing. An
-        ``EncodedEvent`` was validated when it was made: only its type is checked here.
+        ``EncodedEvent`` was validated when it was made: only its type is looked at here.
         """
-        full_channel = _resolve(channel)
-        expected_type = CHANNEL_TYPES[full_channel]
-        checked: list[RealTimeEvent | EncodedEvent] = []
-        for raw in events:
-            event = raw if isinstance(raw, EncodedEvent) else RealTimeEvent.parse(raw)
-            event_type = event.type if isinstance(event, EncodedEvent) else event.type.value
-            if event_type != expected_type:
-                raise ChannelMismatchError(full_channel, event_type, _channel_of(event_type))
-            checked.append(event)
-        if not checked:
+        if events is None:
+            if isinstance(channel_or_events, str):
+                raise TypeError("publish_many takes (events) or (channel, events), not a channel alone")
+            channel, events = None, channel_or_events
+        else:
+            channel = _resolve(_channel_argument(channel_or_events))
+        outgoing = [_checked(raw, channel) for raw in events]
+        if not outgoing:
             return []
-        settings = self.settings
+        settings, client = self._bound()
+        where = channel.value if channel else ", ".join(sorted({o.channel.value for o in outgoing}))
         if not settings.realtime_enabled:
-            log.info("REALTIME_ENABLED is false: %d event(s) for %s not published", len(checked), full_channel)
+            log.info("REALTIME_ENABLED is false: %d event(s) for %s not published", len(outgoing), where)
             return []
-        header = [settings.history_max_events, settings.history_max_age_s * 1000,
-                  settings.stats_retention_days * 86400, new_epoch()]
-        keys = [HISTORY_STREAM, stats_day_key(), HISTORY_EPOCH, METRICS_TOTALS]
+        header, keys = script_header(settings), script_keys()
         ids: list[str] = []
         try:
             # Encoded chunk by chunk, so that the first events of a big batch leave early.
-            for start in range(0, len(checked), PUBLISH_CHUNK):
+            for start in range(0, len(outgoing), PUBLISH_CHUNK):
                 args: list[Any] = list(header)
-                for event in checked[start:start + PUBLISH_CHUNK]:
-                    body = event.json if isinstance(event, EncodedEvent) else event.to_json()
-                    args += (full_channel, expected_type, body)
-                ids += [text(i) for i in cast(list[Any], self._script(keys=keys, args=args, client=self.redis))]
+                for item in outgoing[start:start + PUBLISH_CHUNK]:
+                    args += item.script_args()
+                ids += [text(i) for i in cast(list[Any], self._script(keys=keys, args=args, client=client))]
         except redis.RedisError as exc:
-            raise PublishError(full_channel, exc) from exc
+            raise PublishError(where, exc) from exc
         return ids
 
     # --- subscribing ---
@@ -197,23 +181,7 @@ class EventBus:
         Pub/Sub is at-most-once: a subscriber that needs every event reads the history
         stream instead (the gateway does).
         """
-        full_channel = _resolve(channel)
-
-        def deliver(message: dict[str, Any]) -> None:
-            try:
-                event = RealTimeEvent.parse(message["data"])
-            except ValueError:
-                log.exception("undecodable message on %s: %r", full_channel, message["data"][:200])
-                return
-            try:
-                handler(event)
-            except Exception:
-                log.exception("subscriber of %s failed on event %s", full_channel, event.id)
-
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(**{full_channel: deliver})
-        thread = pubsub.run_in_thread(sleep_time=0.05, daemon=True)
-        sub = Subscription(pubsub, thread)
+        sub = start_subscription(self._bound()[1], _resolve(channel).value, handler)
         self._subscriptions.append(sub)
         return sub
 
@@ -221,8 +189,9 @@ class EventBus:
     def consumer(self, group: str, handler: Callable[[RealTimeEvent], Any] | None = None, *,
                  types: Iterable[str] | None = None, start: str = "$", name: str | None = None) -> Consumer:
         """A member of consumer group ``group`` on the history stream (see :mod:`shared.consumer`)."""
-        client = redis_for(self.settings, socket_timeout=None)
-        return Consumer(client, self.settings, group, handler, types=types, start=start, name=name)
+        settings = self._bound()[0]
+        client = redis_for(settings, socket_timeout=None)
+        return Consumer(client, settings, group, handler, types=types, start=start, name=name)
 
     def consume(self, group: str, handler: Callable[[RealTimeEvent], Any], *,
                 types: Iterable[str] | None = None, start: str = "$", name: str | None = None) -> None:
@@ -237,17 +206,27 @@ class EventBus:
             consumer.redis.close()
 
 
-def _resolve(channel: str) -> str:
+def _channel_argument(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"a channel is a name like 'orders' or 'rakuda:realtime:orders', not {value!r}")
+    return value
+
+
+def _resolve(channel: str) -> Channel:
     try:
-        return channel_for_name(channel)
+        return Channel.named(channel)
     except KeyError:
         raise UnknownChannelError(channel) from None
 
 
-def _channel_of(event_type: str) -> str:
-    from shared.constants import TYPE_CHANNELS
-
-    return TYPE_CHANNELS[event_type]
+def _checked(raw: EventLike, channel: Channel | None) -> Outgoing:
+    """``raw`` validated (unless it already was) with its type's channel; refused if not ``channel``."""
+    event = raw if isinstance(raw, EncodedEvent) else RealTimeEvent.parse(raw)
+    event_type = event.type if isinstance(event, EncodedEvent) else event.type.value
+    own = Channel.of_type(event_type)
+    if channel is not None and own is not channel:
+        raise ChannelMismatchError(channel.value, event_type, own.value)
+    return Outgoing(own, event)
 
 
 event_bus = EventBus()

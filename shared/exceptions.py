@@ -48,3 +48,14 @@ class PublishError(RakudaError):
     def __init__(self, channel: str, cause: BaseException) -> None:
         self.channel = channel
         super().__init__(f"could not publish to {channel!r}: {cause}")
+
+
+class BusNotInitializedError(RakudaError, RuntimeError):
+    """An EventBus attribute was read before ``initialize()`` bound the bus to Redis."""
+
+    def __init__(self, attribute: str) -> None:
+        self.attribute = attribute
+        super().__init__(
+            f"EventBus.{attribute} read before initialize(): call initialize(settings) first "
+            "(publish(), subscribe() and consumer() bind an uninitialised bus to the environment's settings)"
+        )

@@ -14,6 +14,8 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
+from shared.timestamps import utc_iso
+
 LOG_FORMATS = ("text", "json")
 # The id of the request being served (gevent gives each greenlet its own context).
 request_id_var: ContextVar[str | None] = ContextVar("rakuda_request_id", default=None)
@@ -29,9 +31,7 @@ class RakudaJsonFormatter(JsonFormatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s", *args, **kwargs)
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
-        from datetime import UTC, datetime
-
-        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        return utc_iso(record.created)
 
 
 class RequestIdFilter(logging.Filter):

@@ -30,6 +30,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from shared.model_enums import (
+    ListingStatus,
+    Marketplace,
+    OrderStatus,
+    ProductSource,
+    ProductStatus,
+    WebhookStatus,
+)
+
+__all__ = ["Base", "ExchangeRate", "Listing", "ListingStatus", "Marketplace", "Order", "OrderLine", "OrderStatus",
+           "OutboxEvent", "PriceHistory", "PriceSetting", "Product", "ProductSource", "ProductStatus",
+           "WebhookEvent", "WebhookStatus", "utcnow"]
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -55,53 +68,6 @@ def _enum(cls: type[enum.Enum]) -> Enum:
 Money = Numeric(12, 2)
 Rate = Numeric(12, 8)
 Tz = DateTime(timezone=True)
-
-
-class ProductSource(enum.StrEnum):
-    MERCARI = "MERCARI"
-    YAHOO_AUCTION = "YAHOO_AUCTION"
-    RAKUTEN = "RAKUTEN"
-    AMAZON = "AMAZON"
-    OTHER = "OTHER"
-
-
-class ProductStatus(enum.StrEnum):
-    ACTIVE = "ACTIVE"
-    OUT_OF_STOCK = "OUT_OF_STOCK"
-    DISCONTINUED = "DISCONTINUED"
-
-
-class Marketplace(enum.StrEnum):
-    EBAY = "EBAY"
-    JOOM = "JOOM"
-
-
-class ListingStatus(enum.StrEnum):
-    DRAFT = "DRAFT"
-    PENDING_PUBLISH = "PENDING_PUBLISH"
-    PUBLISHING = "PUBLISHING"
-    ACTIVE = "ACTIVE"
-    PAUSED = "PAUSED"
-    ENDED = "ENDED"
-    SOLD = "SOLD"
-    ERROR = "ERROR"
-
-
-class OrderStatus(enum.StrEnum):
-    PENDING = "PENDING"
-    PAID = "PAID"
-    SHIPPED = "SHIPPED"
-    DELIVERED = "DELIVERED"
-    CANCELLED = "CANCELLED"
-    REFUNDED = "REFUNDED"
-
-
-class WebhookStatus(enum.StrEnum):
-    PENDING = "PENDING"
-    PROCESSING = "PROCESSING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    IGNORED = "IGNORED"
 
 
 class Product(Base):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, NamedTuple, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.exceptions import InvalidEventError
+from shared.timestamps import utc_iso
 
 
 class RealTimeEventType(StrEnum):
@@ -25,7 +26,8 @@ ACTIONS = frozenset(get_args(Action))
 
 
 def utc_now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """Now, as an event's ``timestamp``: ISO 8601 in UTC with milliseconds and a ``Z``."""
+    return utc_iso()
 
 
 def _check_json(value: Any, path: str) -> None:
@@ -98,14 +100,7 @@ class RealTimeEvent(BaseModel):
             event = value
         else:
             try:
-                if isinstance(value, (str, bytes)):
-                    event = cls.model_validate_json(value)
-                else:
-                    if isinstance(value, dict):
-                        payload = value.get("payload")
-                        if isinstance(payload, dict) and "data" in payload:
-                            _check_json(payload["data"], "payload.data")
-                    event = cls.model_validate(value)
+                event = cls._validated(value)
             except ValidationError as exc:
                 first = exc.errors()[0]
                 field = ".".join(str(part) for part in first["loc"]) or "event"
@@ -114,6 +109,15 @@ class RealTimeEvent(BaseModel):
         if event.payload.data is not None:
             _check_json(event.payload.data, "payload.data")
         return event
+
+    @classmethod
+    def _validated(cls, value: dict[str, Any] | str | bytes) -> RealTimeEvent:
+        if isinstance(value, (str, bytes)):
+            return cls.model_validate_json(value)
+        payload = value.get("payload")
+        if isinstance(payload, dict) and "data" in payload:
+            _check_json(payload["data"], "payload.data")  # names the field before pydantic's coarser error
+        return cls.model_validate(value)
 
     @classmethod
     def create(

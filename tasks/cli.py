@@ -5,24 +5,20 @@ Settings come from the environment (and ``.env``), as for the worker and the gat
 
 from __future__ import annotations
 
-import copy
 import json
 import sys
 import time
 import urllib.error
 import urllib.request
 import uuid
-from typing import TYPE_CHECKING, Any
 
 import click
 
 from shared import task_names
 from shared.config import Settings, get_settings
 from shared.production import refuse_to_start_if_unsafe
-from shared.webhook_signatures import sign_ebay, sign_joom
-
-if TYPE_CHECKING:
-    from celery import Celery
+from shared.timestamps import utc_iso
+from tasks.sample_webhooks import sample_delivery
 
 
 def _settings() -> Settings:
@@ -45,10 +41,11 @@ def db() -> None:
 def db_upgrade(revision: str) -> None:
     """Create or migrate the schema of DATABASE_URL."""
     from tasks.schema import upgrade
+    from tasks.task_client import safe_url
 
     settings = _settings()
     upgrade(settings.database_url, revision)
-    click.echo(f"database at revision {revision}: {_safe_url(settings.database_url)}")
+    click.echo(f"database at revision {revision}: {safe_url(settings.database_url)}")
 
 
 @main.group()
@@ -74,7 +71,9 @@ def demo_seed(products: int, orders: int, publish: bool) -> None:
     pending = created.pending_ids
     click.echo("seeded: " + created.summary())
     if publish and pending:
-        app = _task_client()
+        from tasks.task_client import task_client
+
+        app = task_client(_settings())
         for listing_id in pending:
             app.send_task(task_names.LISTING_PUBLISH, args=[listing_id])
         app.close()
@@ -121,7 +120,7 @@ def auth_blocked(as_json: bool) -> None:
     settings = _settings()
     blocks = BlockList(settings, redis_from_url(settings.redis_url)).blocks()
     for block in blocks:
-        until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(block.until))
+        until = utc_iso(block.until, "seconds")
         if as_json:
             click.echo(json.dumps({"address": block.address, "until": until,
                                    "untilEpoch": round(block.until, 3), "failures": block.failures}))
@@ -157,7 +156,9 @@ def inventory() -> None:
 @click.option("--all", "everything", is_flag=True, help="Check every product, not only those due.")
 def inventory_check(everything: bool) -> None:
     """Run an inventory sweep now, through Celery (a worker must be running)."""
-    _send(task_names.INVENTORY_SWEEP, kwargs={"everything": everything})
+    from tasks.task_client import send_now
+
+    send_now(_settings(), task_names.INVENTORY_SWEEP, kwargs={"everything": everything})
 
 
 @main.group()
@@ -168,7 +169,9 @@ def prices() -> None:
 @prices.command("sync")
 def prices_sync() -> None:
     """Run a price sync now, through Celery (a worker must be running)."""
-    _send(task_names.PRICE_SYNC)
+    from tasks.task_client import send_now
+
+    send_now(_settings(), task_names.PRICE_SYNC)
 
 
 @main.group()
@@ -236,80 +239,6 @@ def webhook_send(provider: str, url: str, order_id: str | None) -> None:
     click.echo(f"{status} {answer.strip()}")
     if status >= 400:
         sys.exit(1)
-
-
-def sample_delivery(provider: str, settings: Settings, order_id: str) -> tuple[bytes, dict[str, str]]:
-    """A signed sample delivery, in the shape the marketplace sends, for ``provider``."""
-    if provider == "joom":
-        if not settings.joom_webhook_secret:
-            raise click.ClickException("JOOM_WEBHOOK_SECRET is not set: the gateway would refuse the delivery")
-        body = copy.deepcopy(JOOM_SAMPLE)
-        body["order"]["id"] = order_id
-        raw = json.dumps(body).encode()
-        signature = sign_joom(settings.joom_webhook_secret, raw)
-        return raw, {"Content-Type": "application/json", "X-Joom-Signature": signature,
-                     "X-Joom-Delivery-Id": uuid.uuid4().hex}
-    if not settings.ebay_webhook_secret:
-        raise click.ClickException("EBAY_WEBHOOK_SECRET is not set: the gateway would refuse the delivery")
-    body = copy.deepcopy(EBAY_SAMPLE)
-    body["metadata"]["notificationId"] = uuid.uuid4().hex
-    body["notification"]["data"]["orderId"] = order_id
-    raw = json.dumps(body).encode()
-    timestamp = str(int(time.time()))
-    return raw, {"Content-Type": "application/json", "X-EBAY-TIMESTAMP": timestamp,
-                 "X-EBAY-SIGNATURE": sign_ebay(settings.ebay_webhook_secret, timestamp, raw)}
-
-
-JOOM_SAMPLE: dict[str, Any] = {
-    "event": "order.created",
-    "order": {"id": "JO-1001", "status": "pending", "buyer_name": "Ann", "buyer_email": "ann@example.com",
-              "shipping_address": {"address_line_1": "1 Main St", "city": "Austin", "state": "TX",
-                                   "postal_code": "78701", "country_code": "US"},
-              "subtotal": "41.20", "shipping_cost": "9.00", "tax": "0", "total": "50.20", "currency": "USD",
-              "created_at": "2026-11-28T10:00:00Z",
-              "items": [{"product_id": "jm-77", "sku": "ALS-1a2b3c4d", "title": "Seiko watch", "quantity": 1,
-                         "price": "41.20"}]},
-}
-EBAY_SAMPLE: dict[str, Any] = {
-    "metadata": {"topic": "MARKETPLACE_ORDER_CREATED", "notificationId": "n-5001"},
-    "notification": {"data": {
-        "orderId": "12-34567-89012", "orderFulfillmentStatus": "NOT_STARTED", "orderPaymentStatus": "PAID",
-        "creationDate": "2026-11-28T10:00:00Z", "buyer": {"username": "bob"},
-        "pricingSummary": {"total": {"value": "88.00", "currency": "USD"}},
-        "lineItems": [{"legacyItemId": "v1|1234|0", "sku": "ALS-9f8e7d6c", "title": "Nikon lens", "quantity": 1}]}},
-}
-
-
-def _task_client() -> Celery:
-    from celery import Celery
-
-    from shared.redis_client import broker_transport_options, broker_url
-
-    app = Celery("rakuda-cli", broker=broker_url(_settings()), set_as_current=False)
-    app.conf.update(broker_transport_options=broker_transport_options(_settings()),
-                    task_default_queue="rakuda", broker_connection_timeout=5, broker_connection_max_retries=1)
-    return app
-
-
-def _send(name: str, **options: Any) -> None:
-    app = _task_client()
-    try:
-        app.send_task(name, **options)
-    except Exception as exc:
-        raise click.ClickException(f"could not queue {name} (broker {_safe_url(app.conf.broker_url)}): {exc}") from None
-    finally:
-        app.close()
-    click.echo(f"queued {name}")
-
-
-def _safe_url(url: str) -> str:
-    """``url`` without a password."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user + ':***' if ':' in credentials else user}@{host}"
 
 
 if __name__ == "__main__":

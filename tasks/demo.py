@@ -30,7 +30,9 @@ from shared.models import (
     WebhookStatus,
     utcnow,
 )
+from shared.timestamps import utc_iso
 from tasks.pricing import Fees, listing_price, shipping_usd
+from tasks.registry import RakudaTask, task
 from tasks.runtime import Runtime
 from tasks.supplier import SandboxSupplier
 
@@ -89,16 +91,7 @@ def seed_catalogue(rt: Runtime, products: int = 300, orders: int = 20) -> Seeded
             session.add(product)
             session.flush()
             for marketplace in (Marketplace.EBAY, Marketplace.JOOM):
-                fees = settings[marketplace.value]
-                shipping = shipping_usd(marketplace.value, product.weight_grams, fees)
-                price = listing_price(product.purchase_price_jpy, JPY_TO_USD, shipping, fees)
-                # most listings are live; every tenth waits to be published by the worker
-                status = ListingStatus.PENDING_PUBLISH if i % 10 == 0 else ListingStatus.ACTIVE
-                listing = Listing(product=product, marketplace=marketplace, sku=f"ALS-{marketplace.value[0]}{i:06d}",
-                                  listing_price=price, shipping_cost=shipping, status=status,
-                                  marketplace_listing_id=None if status != ListingStatus.ACTIVE
-                                  else f"sandbox-{marketplace.value.lower()}-{i}",
-                                  listed_at=utcnow() if status == ListingStatus.ACTIVE else None)
+                listing = _demo_listing(product, marketplace, i, settings[marketplace.value])
                 session.add(listing)
                 listings.append(listing)
         session.flush()
@@ -112,6 +105,18 @@ def seed_catalogue(rt: Runtime, products: int = 300, orders: int = 20) -> Seeded
                               ordered_at=utcnow()))
         pending = [lst.id for lst in listings if lst.status == ListingStatus.PENDING_PUBLISH]
     return Seeded(products, len(listings), min(orders, len(active)), tuple(pending))
+
+
+def _demo_listing(product: Product, marketplace: Marketplace, i: int, fees: Fees) -> Listing:
+    """The ``i``-th product's listing on ``marketplace``: most are live, every tenth waits to be published."""
+    shipping = shipping_usd(marketplace.value, product.weight_grams, fees)
+    price = listing_price(product.purchase_price_jpy, JPY_TO_USD, shipping, fees)
+    status = ListingStatus.PENDING_PUBLISH if i % 10 == 0 else ListingStatus.ACTIVE
+    live = status == ListingStatus.ACTIVE
+    return Listing(product=product, marketplace=marketplace, sku=f"ALS-{marketplace.value[0]}{i:06d}",
+                   listing_price=price, shipping_cost=shipping, status=status,
+                   marketplace_listing_id=f"sandbox-{marketplace.value.lower()}-{i}" if live else None,
+                   listed_at=utcnow() if live else None)
 
 
 def sandbox_delivery(rt: Runtime, rng: random.Random, number: int) -> tuple[str, str, str, dict[str, Any]] | None:
@@ -136,14 +141,14 @@ def sandbox_delivery(rt: Runtime, rng: random.Random, number: int) -> tuple[str,
             order_id = f"JO-S{number:06d}"
             return "joom", f"sandbox-{number}", "order.created", {"event": "order.created", "order": {
                 "id": order_id, "status": "pending", "buyer_name": f"Sandbox buyer {number}",
-                "total": total, "currency": "USD", "created_at": utcnow().isoformat(),
+                "total": total, "currency": "USD", "created_at": utc_iso(utcnow()),
                 "items": [{"sku": listing.sku, "title": listing.product.title, "quantity": 1, "price": total}]}}
         order_id = f"99-{number:05d}-{rng.randrange(10**5):05d}"
         return "ebay", f"sandbox-{number}", "MARKETPLACE_ORDER_CREATED", {
             "metadata": {"topic": "MARKETPLACE_ORDER_CREATED", "notificationId": f"sandbox-{number}"},
             "notification": {"data": {
                 "orderId": order_id, "orderFulfillmentStatus": "NOT_STARTED", "orderPaymentStatus": "PENDING",
-                "creationDate": utcnow().isoformat(), "buyer": {"username": f"sandbox{number}"},
+                "creationDate": utc_iso(utcnow()), "buyer": {"username": f"sandbox{number}"},
                 "pricingSummary": {"total": {"value": total, "currency": "USD"}},
                 "lineItems": [{"sku": listing.sku, "title": listing.product.title, "quantity": 1}]}}}
 
@@ -165,3 +170,8 @@ def receive_sandbox_orders(rt: Runtime, app: Celery) -> int:
         row_id = row.id
     app.send_task(task_names.WEBHOOK_PROCESS, args=[row_id])
     return 1
+
+
+@task(task_names.DEMO_ORDERS)
+def simulate_demo_orders(task: RakudaTask, /) -> int:
+    return receive_sandbox_orders(task.runtime, task.app)

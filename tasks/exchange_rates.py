@@ -13,17 +13,22 @@ ACTIVE listing with the new rate and emits PRICE_CHANGE for the ones that moved.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import select
 
+from shared import task_names as names
 from shared.models import ExchangeRate
-from tasks.errors import PermanentError
+from tasks.errors import PermanentError, TransientError
 from tasks.http_json import HttpJson
+from tasks.registry import RakudaTask, task
 from tasks.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 SANDBOX_BASE_RATE = Decimal("0.0067")
 
@@ -93,3 +98,15 @@ def refresh_rate(rt: Runtime, source: RateSource) -> RateRefresh:
         return RateRefresh(previous, rate, None, False)
     percent = float(abs(rate - previous) * 100 / previous)
     return RateRefresh(previous, rate, round(percent, 4), percent >= rt.settings.fx_reprice_threshold_percent)
+
+
+@task(names.FX_REFRESH, autoretry_for=(TransientError,))
+def refresh_exchange_rate(task: RakudaTask, /) -> dict[str, Any]:
+    """Store the JPY→USD rate; a move of FX_REPRICE_THRESHOLD_PERCENT or more queues the price sync."""
+    refresh = refresh_rate(task.runtime, rate_source(task.runtime))
+    if refresh.reprice:
+        log.info("JPY->USD moved %.2f%% (%s -> %s): repricing", refresh.change_percent, refresh.previous,
+                 refresh.rate)
+        task.app.send_task(names.PRICE_SYNC)
+    return {"rate": str(refresh.rate), "previous": None if refresh.previous is None else str(refresh.previous),
+            "changePercent": refresh.change_percent, "repriced": refresh.reprice}

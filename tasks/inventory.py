@@ -10,13 +10,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import DBAPIError
 
+from shared import task_names as names
 from shared.models import Listing, ListingStatus, Product, ProductStatus, utcnow
-from shared.outbox import Changes
 from shared.realtime import RealTimeEvent, RealTimeEventType
+from tasks.batches import send_batches
 from tasks.errors import PermanentError, TransientError
+from tasks.outbox import Changes
+from tasks.registry import RakudaTask, task
 from tasks.runtime import Runtime
 from tasks.supplier import SupplierItem
 
@@ -126,3 +131,21 @@ def end_active_listings(changes: Changes, product: Product, reason: str) -> list
              "marketplace": listing.marketplace.value, "productId": product.id, "reason": reason},
         ))
     return [listing.id for listing in listings]
+
+
+@task(names.INVENTORY_SWEEP)
+def sweep_inventory(task: RakudaTask, /, everything: bool = False) -> int:
+    """Queue the products due for a check, in batches of INVENTORY_BATCH_SIZE."""
+    ids = due_product_ids(task.runtime, everything=everything)
+    return send_batches(task.app, names.INVENTORY_CHECK_BATCH, ids, task.runtime.settings.inventory_batch_size)
+
+
+@task(names.INVENTORY_CHECK_BATCH, autoretry_for=(DBAPIError,))
+def check_inventory_batch(task: RakudaTask, /, product_ids: list[int]) -> dict[str, Any]:
+    """Check these products; the ones the supplier failed on transiently are retried alone."""
+    result = check_products(task.runtime, product_ids)
+    for listing_id in result.ended_listing_ids:
+        task.app.send_task(names.LISTING_END, args=[listing_id])
+    task.retry_the_failed(result.retry_ids, result.errors, "checking products")
+    return {"checked": result.checked, "availability": result.availability_changes,
+            "prices": result.price_changes}

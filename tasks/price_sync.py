@@ -6,15 +6,19 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from shared import task_names as names
 from shared.models import ExchangeRate, Listing, ListingStatus, PriceHistory, PriceSetting, Product, utcnow
 from shared.realtime import RealTimeEvent, RealTimeEventType, utc_now_iso
+from tasks.batches import send_batches
 from tasks.errors import MissingExchangeRateError, PermanentError, PriceSettingError, TransientError
 from tasks.pricing import Fees, listing_price, moved_enough, shipping_usd
+from tasks.registry import RakudaTask, task
 from tasks.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -176,3 +180,20 @@ def write_history(session: Session, postgresql: bool,
     session.execute(insert(PriceHistory), [
         {"listing_id": listing_id, "old_price": old, "new_price": new, "currency": currency,
          "reason": "price_sync", "created_at": now} for listing_id, old, new, currency in changes])
+
+
+@task(names.PRICE_SYNC)
+def queue_price_sync(task: RakudaTask, /) -> int:
+    """Queue every ACTIVE listing for repricing, in batches of PRICE_SYNC_BATCH_SIZE."""
+    ids = active_listing_ids(task.runtime)
+    return send_batches(task.app, names.PRICE_SYNC_BATCH, ids, task.runtime.settings.price_sync_batch_size)
+
+
+@task(names.PRICE_SYNC_BATCH, autoretry_for=(DBAPIError,))
+def sync_price_batch(task: RakudaTask, /, listing_ids: list[int]) -> dict[str, Any]:
+    """Reprice these listings; the ones the marketplace failed on transiently are retried alone."""
+    result = sync_prices(task.runtime, listing_ids)
+    for marketplace, reason in result.refused_settings.items():
+        log.error("listings on %s not repriced: %s", marketplace, reason)
+    task.retry_the_failed(result.retry_ids, result.errors, "repricing listings")
+    return {"examined": result.examined, "changed": result.changed, "refused": result.refused_settings}

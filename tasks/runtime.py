@@ -11,8 +11,8 @@ import threading
 from shared.config import Settings
 from shared.database import Database
 from shared.event_bus import EventBus
-from shared.outbox import Outbox
 from tasks.marketplace import HttpMarketplaceClient, MarketplaceClient, SandboxMarketplace
+from tasks.outbox import Outbox
 from tasks.supplier import HttpSupplierClient, SandboxSupplier, SupplierClient
 
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from shared.models import Listing, ListingStatus, Order, Product
-from shared.outbox import Changes
 from shared.realtime import RealTimeEvent, RealTimeEventType
+from tasks.outbox import Changes
 
 SOLD_ELSEWHERE = "sold_elsewhere"
 

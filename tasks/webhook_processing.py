@@ -17,12 +17,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
+from shared import task_names as names
 from shared.models import Listing, Marketplace, Order, OrderLine, OrderStatus, WebhookEvent, WebhookStatus, utcnow
 from shared.order_status import refusal
-from shared.outbox import Changes
 from shared.realtime import RealTimeEvent, RealTimeEventType
 from shared.webhook_payloads import OrderNotice, PayloadError, parse_notice
+from tasks.outbox import Changes
+from tasks.registry import RakudaTask, task
 from tasks.runtime import Runtime
 from tasks.sold_elsewhere import claim_listings
 
@@ -161,3 +164,22 @@ def stale_pending_ids(rt: Runtime, older_than_s: float, now: datetime | None = N
         return list(session.scalars(select(WebhookEvent.id).where(
             WebhookEvent.status == WebhookStatus.PENDING, WebhookEvent.received_at < cutoff,
         ).order_by(WebhookEvent.id).limit(1000)))
+
+
+# DBAPIError includes IntegrityError: e.g. two deliveries creating one order at once.
+@task(names.WEBHOOK_PROCESS, autoretry_for=(DBAPIError,))
+def process_webhook(task: RakudaTask, /, webhook_event_id: int) -> str:
+    ended: list[int] = []
+    outcome = apply_webhook_event(task.runtime, webhook_event_id, ended)
+    for listing_id in ended:  # the product sold here: take its other listings down
+        task.app.send_task(names.LISTING_END, args=[listing_id])
+    return outcome
+
+
+@task(names.WEBHOOK_SWEEP)
+def sweep_webhooks(task: RakudaTask, /) -> int:
+    """Queue PENDING deliveries whose task was lost (broker down at receive time)."""
+    ids = stale_pending_ids(task.runtime, task.runtime.settings.webhook_sweep_after_s)
+    for webhook_event_id in ids:
+        task.app.send_task(names.WEBHOOK_PROCESS, args=[webhook_event_id])
+    return len(ids)

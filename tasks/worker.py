@@ -34,6 +34,7 @@ app.set_current()
 
 @worker_init.connect
 def check_redis_policy(**_: Any) -> None:
+    event_bus.initialize(settings)
     try:
         warn_unless_noeviction(event_bus.redis, "worker")
     finally:

@@ -15,9 +15,15 @@ import pytest
 import redis
 
 from shared.config import Settings
-from shared.constants import EVENT_CHANNELS, HISTORY_STREAM
+from shared.constants import EVENT_CHANNELS, HISTORY_STREAM, Channel
 from shared.event_bus import PUBLISH_CHUNK, EventBus
-from shared.exceptions import ChannelMismatchError, InvalidEventError, PublishError, UnknownChannelError
+from shared.exceptions import (
+    BusNotInitializedError,
+    ChannelMismatchError,
+    InvalidEventError,
+    PublishError,
+    UnknownChannelError,
+)
 from shared.realtime import EventPayload, RealTimeEvent
 from tests.servers import RedisServer, free_port
 
@@ -266,6 +272,74 @@ def test_unknown_channel_is_refused(bus: EventBus, redis_client: redis.Redis):
 
     assert "rakuda:realtime:shipping" in str(caught.value)
     assert redis_client.exists(HISTORY_STREAM) == 0
+
+
+def test_event_alone_is_published_on_the_channel_of_its_type(bus: EventBus, redis_client: redis.Redis):
+    event = stock(unique())
+
+    bus_id = bus.publish(event)
+
+    [(entry_id, fields)] = redis_client.xrange(HISTORY_STREAM)
+    assert (entry_id, fields["t"]) == (bus_id, "INVENTORY_CHANGE")
+    assert Channel.of_type("INVENTORY_CHANGE") is Channel.INVENTORY
+    assert (Channel.INVENTORY.value, Channel.INVENTORY.short_name) == (INVENTORY, "inventory")
+
+
+def test_channel_mismatch_is_a_value_error_naming_the_type_and_both_channels(bus: EventBus):
+    with pytest.raises(ValueError) as caught:
+        bus.publish_many("orders", [order(unique()), stock(unique())])
+
+    assert isinstance(caught.value, ChannelMismatchError)
+    assert all(part in str(caught.value) for part in ("INVENTORY_CHANGE", ORDERS, INVENTORY))
+
+
+def test_publish_many_without_a_channel_sends_each_event_to_its_own(bus: EventBus, redis_url: str):
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    pubsub = client.pubsub()
+    try:
+        pubsub.subscribe(ORDERS, INVENTORY)
+        for _ in range(2):
+            assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+        events = [order(unique()), stock(unique()), order(unique())]
+
+        ids = bus.publish_many(events)
+
+        got: dict[str, str] = {}
+        deadline = time.time() + 10
+        while len(got) < 3 and time.time() < deadline:
+            message = pubsub.get_message(timeout=1)
+            if message is not None and message["type"] == "message":
+                body = json.loads(message["data"])
+                if body["id"] in ids:
+                    got[body["id"]] = message["channel"]
+        assert got == {ids[0]: ORDERS, ids[1]: INVENTORY, ids[2]: ORDERS}
+    finally:
+        pubsub.close()
+        client.close()
+
+
+def test_settings_and_redis_of_an_unbound_bus_raise_instead_of_connecting():
+    bus = EventBus()
+
+    for attribute in ("settings", "redis"):
+        with pytest.raises(BusNotInitializedError) as caught:
+            getattr(bus, attribute)
+        assert "initialize(" in str(caught.value)
+    assert not bus.initialized
+
+
+def test_publish_binds_an_unbound_bus_to_the_environment(monkeypatch: pytest.MonkeyPatch, settings: Settings,
+                                                         redis_client: redis.Redis):
+    """``from shared.event_bus import event_bus; event_bus.publish(...)`` works without initialize()."""
+    monkeypatch.setattr("shared.event_bus.get_settings", lambda: settings)
+    bus = EventBus()
+    try:
+        bus_id = bus.publish(order(unique()))
+
+        assert bus.initialized and bus.settings is settings
+        assert [entry_id for entry_id, _ in redis_client.xrange(HISTORY_STREAM)] == [bus_id]
+    finally:
+        bus.close()
 
 
 # --- publish_many ---

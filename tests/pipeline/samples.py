@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from shared.webhook_signatures import sign_ebay, sign_joom
-from tasks.cli import EBAY_SAMPLE, JOOM_SAMPLE
+from tasks.sample_webhooks import EBAY_SAMPLE, JOOM_SAMPLE
 
 JOOM_ORDER_CREATED: dict[str, Any] = JOOM_SAMPLE
 EBAY_ORDER_CREATED: dict[str, Any] = EBAY_SAMPLE

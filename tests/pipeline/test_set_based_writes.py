@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from shared.database import Database
 from shared.models import Listing, ListingStatus, Marketplace, OutboxEvent, Product, ProductSource, utcnow
-from shared.outbox import mark_sent
+from tasks.outbox_rows import mark_sent
 from tasks.price_sync import Reprice, write_prices
 from tasks.schema import upgrade
 
@@ -53,8 +53,8 @@ def test_prices_and_sent_marks_are_written_for_every_row_and_only_those(database
 
 
 def test_stored_events_carry_their_row_id_and_are_stored_as_they_will_be_published(database):
-    from shared.outbox import store
     from shared.realtime import RealTimeEvent
+    from tasks.outbox_rows import store
 
     events = [RealTimeEvent.create("PRICE_CHANGE", i, "updated", {"newPrice": f"{i}.00"}) for i in (1, 2, 3)]
     with database.transaction() as session:
