@@ -9,23 +9,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
-from decimal import Decimal
 from enum import Enum
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, selectinload
 
+from gateway.api_json import (
+    inventory_json,
+    listing_json,
+    order_json,
+    price_change_json,
+    product_json,
+)
 from gateway.auth import require_api_key
 from gateway.errors import HttpError, render
 from gateway.params import MAX_INT, MAX_ROW_ID, ascii_int
-from shared.database import Database
+from gateway.services import services
 from shared.models import Listing, ListingStatus, Marketplace, Order, OrderStatus, PriceHistory, Product
-from shared.timestamps import utc_iso
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +37,6 @@ api_bp = Blueprint("api", __name__, url_prefix="/api")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
-
-
-def get_database() -> Database:
-    """This app's database, opened on first use from DATABASE_URL (one engine per process)."""
-    database: Database | None = current_app.extensions.get("rakuda_db")
-    if database is None:
-        database = Database().initialize(current_app.config["RAKUDA_SETTINGS"].database_url)
-        current_app.extensions["rakuda_db"] = database
-    return database
 
 
 @api_bp.before_request
@@ -103,62 +98,6 @@ def parse_id(raw: str, what: str) -> int:
     return value
 
 
-# --- JSON shapes ---
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else f"{value:.2f}"
-
-
-def _time(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    return utc_iso(value, "seconds")
-
-
-def product_json(p: Product) -> dict[str, Any]:
-    return {
-        "id": p.id, "title": p.title, "source": p.source.value, "sourceItemId": p.source_item_id,
-        "sourceUrl": p.source_url, "purchasePriceJpy": p.purchase_price_jpy, "weightGrams": p.weight_grams,
-        "isAvailable": p.is_available, "status": p.status.value, "lastCheckedAt": _time(p.last_checked_at),
-        "updatedAt": _time(p.updated_at),
-    }
-
-
-def inventory_json(p: Product) -> dict[str, Any]:
-    return {"productId": p.id, "title": p.title, "isAvailable": p.is_available, "status": p.status.value,
-            "lastCheckedAt": _time(p.last_checked_at), "updatedAt": _time(p.updated_at)}
-
-
-def listing_json(li: Listing) -> dict[str, Any]:
-    return {
-        "id": li.id, "productId": li.product_id, "marketplace": li.marketplace.value, "sku": li.sku,
-        "marketplaceListingId": li.marketplace_listing_id, "price": _money(li.listing_price),
-        "shippingCost": _money(li.shipping_cost), "currency": li.currency, "status": li.status.value,
-        "errorMessage": li.error_message, "listedAt": _time(li.listed_at), "updatedAt": _time(li.updated_at),
-    }
-
-
-def price_change_json(h: PriceHistory) -> dict[str, Any]:
-    return {"id": h.id, "listingId": h.listing_id, "oldPrice": _money(h.old_price), "newPrice": _money(h.new_price),
-            "currency": h.currency, "reason": h.reason, "createdAt": _time(h.created_at)}
-
-
-def order_json(o: Order, with_lines: bool = False) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": o.id, "marketplace": o.marketplace.value, "marketplaceOrderId": o.marketplace_order_id,
-        "buyerName": o.buyer_name, "subtotal": _money(o.subtotal), "shippingCost": _money(o.shipping_cost),
-        "tax": _money(o.tax), "total": _money(o.total), "currency": o.currency, "status": o.status.value,
-        "oversold": o.oversold, "orderedAt": _time(o.ordered_at), "updatedAt": _time(o.updated_at),
-        "acknowledgedAt": _time(o.acknowledged_at),
-    }
-    if with_lines:
-        body["lines"] = [
-            {"id": line.id, "listingId": line.listing_id, "sku": line.sku, "title": line.title,
-             "quantity": line.quantity, "unitPrice": _money(line.unit_price)}
-            for line in o.lines
-        ]
-    return body
-
-
 # --- helpers ---
 def paginated(session: Session, query: Select[Any], shape: Callable[[Any], dict[str, Any]]) -> Response:
     limit = int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
@@ -171,6 +110,17 @@ def paginated(session: Session, query: Select[Any], shape: Callable[[Any], dict[
         next_url = f"{request.path}?{urlencode(args)}"
     return jsonify({"items": [shape(r) for r in rows], "total": total, "limit": limit, "offset": offset,
                     "next": next_url})
+
+
+def page(query: Select[Any], shape: Callable[[Any], dict[str, Any]]) -> Response:
+    with services().database.new_session() as session:
+        return paginated(session, query, shape)
+
+
+def where_id(query: Select[Any], column: Any, parameter: str, what: str) -> Select[Any]:
+    """``query`` narrowed to the row id in ``?<parameter>=`` when it is given (400 naming it when not an id)."""
+    raw = request.args.get(parameter)
+    return query.where(column == parse_id(raw, what)) if raw else query
 
 
 def one(session: Session, model: type, raw_id: str, what: str, *options: Any) -> Any:
@@ -193,26 +143,24 @@ def products_query() -> Select[Any]:
 
 @api_bp.get("/products")
 def products() -> Response:
-    with get_database().new_session() as session:
-        return paginated(session, products_query(), product_json)
+    return page(products_query(), product_json)
 
 
 @api_bp.get("/products/<raw_id>")
 def product(raw_id: str) -> Response:
-    with get_database().new_session() as session:
+    with services().database.new_session() as session:
         p = one(session, Product, raw_id, "product", selectinload(Product.listings))
         return jsonify({**product_json(p), "listings": [listing_json(li) for li in p.listings]})
 
 
 @api_bp.get("/inventory")
 def inventory() -> Response:
-    with get_database().new_session() as session:
-        return paginated(session, products_query(), inventory_json)
+    return page(products_query(), inventory_json)
 
 
 @api_bp.get("/inventory/<raw_id>")
 def inventory_item(raw_id: str) -> Response:
-    with get_database().new_session() as session:
+    with services().database.new_session() as session:
         return jsonify(inventory_json(one(session, Product, raw_id, "product")))
 
 
@@ -225,16 +173,12 @@ def listings() -> Response:
         query = query.where(Listing.status == status)
     if marketplace is not None:
         query = query.where(Listing.marketplace == marketplace)
-    product_id = request.args.get("productId")
-    if product_id:
-        query = query.where(Listing.product_id == parse_id(product_id, "product"))
-    with get_database().new_session() as session:
-        return paginated(session, query, listing_json)
+    return page(where_id(query, Listing.product_id, "productId", "product"), listing_json)
 
 
 @api_bp.get("/listings/<raw_id>")
 def listing(raw_id: str) -> Response:
-    with get_database().new_session() as session:
+    with services().database.new_session() as session:
         li = one(session, Listing, raw_id, "listing")
         history = session.scalars(select(PriceHistory).where(PriceHistory.listing_id == li.id)
                                   .order_by(PriceHistory.id.desc()).limit(20)).all()
@@ -245,16 +189,12 @@ def listing(raw_id: str) -> Response:
 def pricing() -> Response:
     """Price changes, newest first (``?listingId=`` for one listing)."""
     query = select(PriceHistory).order_by(PriceHistory.id.desc())
-    listing_id = request.args.get("listingId")
-    if listing_id:
-        query = query.where(PriceHistory.listing_id == parse_id(listing_id, "listing"))
-    with get_database().new_session() as session:
-        return paginated(session, query, price_change_json)
+    return page(where_id(query, PriceHistory.listing_id, "listingId", "listing"), price_change_json)
 
 
 @api_bp.get("/pricing/<raw_id>")
 def price_change(raw_id: str) -> Response:
-    with get_database().new_session() as session:
+    with services().database.new_session() as session:
         return jsonify(price_change_json(one(session, PriceHistory, raw_id, "price change")))
 
 
@@ -264,12 +204,11 @@ def orders() -> Response:
     status = enum_arg("status", OrderStatus)
     if status is not None:
         query = query.where(Order.status == status)
-    with get_database().new_session() as session:
-        return paginated(session, query, order_json)
+    return page(query, order_json)
 
 
 @api_bp.get("/orders/<raw_id>")
 def order(raw_id: str) -> Response:
-    with get_database().new_session() as session:
+    with services().database.new_session() as session:
         o = one(session, Order, raw_id, "order", selectinload(Order.lines))
         return jsonify(order_json(o, with_lines=True))

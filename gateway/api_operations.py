@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from gateway import api_schemas as s
+from gateway.stream_schemas import STREAM_MESSAGES
 from shared.constants import CHANNEL_NAMES
 from shared.models import ListingStatus, Marketplace, OrderStatus, WebhookStatus
 
@@ -102,7 +103,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             200: Answer(SSE_DESCRIPTION, media="text/event-stream",
                         schema={"type": "string", "x-sse-messages": {
                             name: {"$ref": f"#/components/schemas/{model.__name__}"}
-                            for name, model in s.STREAM_MESSAGES.items()}}),
+                            for name, model in STREAM_MESSAGES.items()}}),
             **BAD, **AUTH,
             429: _error("too many failed attempts from this address, or past SSE_MAX_STREAMS_PER_KEY, "
                         "SSE_MAX_STREAMS_PER_ADDRESS or SSE_NEW_STREAMS_PER_ADDRESS_RATE (`limit` names it)"),
@@ -202,5 +203,5 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 def all_models() -> list[type[BaseModel]]:
     """Every model an answer names, and the stream's messages."""
     models = {a.model for op in OPERATIONS.values() for a in op.responses.values() if a.model is not None}
-    models.update(s.STREAM_MESSAGES.values())
+    models.update(STREAM_MESSAGES.values())
     return sorted(models, key=lambda m: m.__name__)

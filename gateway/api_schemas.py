@@ -11,8 +11,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.realtime import RealTimeEvent
-
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -216,42 +214,3 @@ class Acknowledged(Model):
 
 class UnacknowledgedCount(Model):
     count: int
-
-
-# --- the stream's messages (text/event-stream) ---
-class Connected(Model):
-    """``event: connected``, first on every stream."""
-
-    connectionId: str
-    channels: list[str]
-    heartbeatInterval: int
-    debounceWindow: int
-    processId: str
-    resumed: bool
-
-
-class Heartbeat(Model):
-    """``event: heartbeat``; its ``id:`` is the stream cursor."""
-
-    time: str
-
-
-class Reset(Model):
-    """``event: reset``: the Last-Event-ID cannot be resumed; refetch everything."""
-
-    reason: str
-    lastEventId: str | None = None
-
-
-class EventBatch(Model):
-    """``event: <TYPE>``: the events of one type within one debounce window."""
-
-    type: str
-    count: int = Field(description="events in the window; more than len(events) when truncated")
-    events: list[RealTimeEvent]
-    truncated: bool | None = None
-
-
-STREAM_MESSAGES: dict[str, type[Model]] = {
-    "connected": Connected, "heartbeat": Heartbeat, "reset": Reset, "EventBatch": EventBatch,
-}

@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis
-from flask import current_app, request
+from flask import request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from gateway.errors import HttpError
+from gateway.services import services
 from gateway.token_secret import token_secret
 from shared.auth_blocks import BlockList
 from shared.config import Settings
@@ -165,13 +166,9 @@ class Authenticator:
                         address, round(until - time.time()), failures)
 
     def refresh_blocked(self) -> None:
-        """Take the blocks every process recorded (also done by any request once the copy is 2 s old)."""
+        """Take the blocks every process recorded (the upkeep's job, gateway/services.py; also done by
+        any request once the copy is 2 s old)."""
         self.blocks.refresh()
-
-
-def get_auth() -> Authenticator:
-    auth: Authenticator = current_app.extensions["rakuda_auth"]
-    return auth
 
 
 def require_api_key(view: F) -> F:
@@ -179,7 +176,7 @@ def require_api_key(view: F) -> F:
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        get_auth().authenticate(allow_token=False)
+        services().auth.authenticate(allow_token=False)
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -190,7 +187,7 @@ def require_admin_key(view: F) -> F:
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        get_auth().authenticate(allow_token=False, admin=True)
+        services().auth.authenticate(allow_token=False, admin=True)
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

@@ -18,7 +18,8 @@ from collections.abc import Callable
 import gevent
 from gevent.socket import wait_write
 
-from gateway.stream_ids import ZERO, StreamId
+from gateway.close_reasons import CloseReason
+from gateway.frames import FrameKey
 from shared.timestamps import utc_iso
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class StreamClient:
         chunked: bool,
         buffer_limit: int,
         send_timeout_s: float,
-        on_close: Callable[[StreamClient, str], None],
+        on_close: Callable[[StreamClient, CloseReason], None],
         remote: str = "",
     ) -> None:
         self.id = conn_id
@@ -42,6 +43,7 @@ class StreamClient:
         self.sock = sock
         self.fd = sock.fileno()
         self.chunked = chunked
+        self.frame_key: FrameKey = (types, chunked)  # what the hub writes to it depends on these only
         self.remote = remote
         self.buffer_limit = buffer_limit
         self.send_timeout_s = send_timeout_s
@@ -51,13 +53,9 @@ class StreamClient:
         self.bytes_sent = 0
         self.messages_sent = 0
         self.closed = False
-        self.close_reason = ""
-        # Set by the hub at connect: a resume replays up to ``resume_until``, except the events
-        # still held in a debounce window (type -> first held id), which come live.
-        self.resume_until: StreamId = ZERO
-        self.resume_held: dict[str, StreamId] = {}
+        self.close_reason: CloseReason | None = None
         self._pending = bytearray()
-        self._held: bytearray | None = bytearray()  # live messages held back during replay
+        self._during_replay: bytearray | None = bytearray()  # live messages that wait for the replay to end
         self._drainer: gevent.Greenlet | None = None
 
     # --- writing ---
@@ -65,15 +63,15 @@ class StreamClient:
         """Queue ``data`` for this client; False if the client is (now) gone."""
         if self.closed:
             return False
-        if self._held is not None:
-            if len(self._held) + len(data) > self.buffer_limit:
-                self.close("slow: buffer full during replay")
+        if self._during_replay is not None:
+            if len(self._during_replay) + len(data) > self.buffer_limit:
+                self.close(CloseReason.BUFFER_FULL_IN_REPLAY)
                 return False
-            self._held += data
+            self._during_replay += data
             return True
         if self._pending:
             if len(self._pending) + len(data) > self.buffer_limit:
-                self.close("slow: buffer full")
+                self.close(CloseReason.BUFFER_FULL)
                 return False
             self._pending += data
             return True
@@ -82,7 +80,7 @@ class StreamClient:
         except BlockingIOError:
             written = 0
         except OSError as exc:
-            self.close(f"gone: {exc.__class__.__name__}")
+            self.close(CloseReason.GONE, exc.__class__.__name__)
             return False
         self.bytes_sent += written
         if written < len(data):
@@ -94,32 +92,39 @@ class StreamClient:
         """Write ``data`` before anything held back (the replay); blocks this greenlet only."""
         view = memoryview(data)
         while view and not self.closed:
-            try:
-                written = os.write(self.fd, view)
-            except BlockingIOError:
-                written = 0
-            except OSError as exc:
-                self.close(f"gone: {exc.__class__.__name__}")
+            written = self._write_some(view)
+            if written is None:
                 return
-            self.bytes_sent += written
             view = view[written:]
             if view and not self._wait_writable():
                 return
 
     def release(self) -> None:
         """Replay is over: send what arrived meanwhile, then write live."""
-        held, self._held = self._held, None
-        if held:
-            self.send(bytes(held))
+        waiting, self._during_replay = self._during_replay, None
+        if waiting:
+            self.send(bytes(waiting))
+
+    def _write_some(self, data: bytes | bytearray | memoryview) -> int | None:
+        """Off the fan-out path: as much of ``data`` as the kernel takes now; None once the socket failed."""
+        try:
+            written = os.write(self.fd, data)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            self.close(CloseReason.GONE, exc.__class__.__name__)
+            return None
+        self.bytes_sent += written
+        return written
 
     def _wait_writable(self) -> bool:
         try:
             wait_write(self.fd, timeout=self.send_timeout_s, timeout_exc=TimeoutError())
         except TimeoutError:
-            self.close(f"slow: no write for {self.send_timeout_s:g}s")
+            self.close(CloseReason.SEND_TIMEOUT, f"no write for {self.send_timeout_s:g}s")
             return False
         except OSError as exc:
-            self.close(f"gone: {exc.__class__.__name__}")
+            self.close(CloseReason.GONE, exc.__class__.__name__)
             return False
         return True
 
@@ -127,19 +132,14 @@ class StreamClient:
         while self._pending and not self.closed:
             if not self._wait_writable():
                 return
-            try:
-                written = os.write(self.fd, self._pending)
-            except BlockingIOError:
-                continue
-            except OSError as exc:
-                self.close(f"gone: {exc.__class__.__name__}")
+            written = self._write_some(self._pending)
+            if written is None:
                 return
-            self.bytes_sent += written
             del self._pending[:written]
 
     @property
     def buffered(self) -> int:
-        return len(self._pending) + len(self._held or b"")
+        return len(self._pending) + len(self._during_replay or b"")
 
     # --- lifetime ---
     def wait_closed(self) -> None:
@@ -148,17 +148,20 @@ class StreamClient:
             try:
                 data = self.sock.recv(4096)
             except OSError as exc:
-                self.close(f"gone: {exc.__class__.__name__}")
+                self.close(CloseReason.GONE, exc.__class__.__name__)
                 break
             if not data:
-                self.close("client closed")
+                self.close(CloseReason.CLIENT_CLOSED)
                 break
 
-    def close(self, reason: str) -> None:
+    def close(self, reason: CloseReason, detail: str = "") -> None:
+        """End the stream; ``detail`` (an error's name, a timeout) goes to the log with a slow client's reason."""
         if self.closed:
             return
         self.closed = True
         self.close_reason = reason
+        if reason.slow:
+            log.info("stream %s dropped: %s%s", self.id, reason.value, f" ({detail})" if detail else "")
         self._pending.clear()
         try:
             self.sock.shutdown(socket.SHUT_RDWR)

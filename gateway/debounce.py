@@ -29,9 +29,9 @@ class Batch:
     deadline_ms: float
     events: list[tuple[StreamId, str]] = field(default_factory=list)  # at most max_events
     count: int = 0
-    # Filled when the batch leaves: first pending id per type still held back, and the
-    # stream position read so far. Together they give the cursor for any set of types.
-    pending_after: dict[str, StreamId] = field(default_factory=dict)
+    # Filled when the batch leaves: per type, the first id still held back in a window, and
+    # the stream position read so far. Together they give the cursor for any set of types.
+    held_back: dict[str, StreamId] = field(default_factory=dict)
     read_up_to: StreamId = ZERO
 
     @property
@@ -39,23 +39,23 @@ class Batch:
         return self.count > len(self.events)
 
     def cursor_for(self, types: Iterable[str]) -> StreamId:
-        return cursor_with(self.pending_after, self.read_up_to, types)
+        return cursor_with(self.held_back, self.read_up_to, types)
 
 
 Entry = tuple[StreamId, str, str]
 
 
-def not_held(entries: Iterable[Entry], held: dict[str, StreamId]) -> Iterator[Entry]:
-    """The (id, type, body) entries that have left: not at or after their type's first held id."""
+def not_held(entries: Iterable[Entry], held_back: dict[str, StreamId]) -> Iterator[Entry]:
+    """The (id, type, body) entries that have left: not at or after their type's first held-back id."""
     for entry in entries:
         sid, event_type, _body = entry
-        if event_type not in held or sid < held[event_type]:
+        if event_type not in held_back or sid < held_back[event_type]:
             yield entry
 
 
-def cursor_with(pending_first: dict[str, StreamId], read_up_to: StreamId, types: Iterable[str]) -> StreamId:
+def cursor_with(held_back: dict[str, StreamId], read_up_to: StreamId, types: Iterable[str]) -> StreamId:
     """The greatest id up to which every event of ``types`` has left, given what is held back."""
-    held = [pending_first[t] for t in types if t in pending_first]
+    held = [held_back[t] for t in types if t in held_back]
     if not held:
         return read_up_to
     return min(predecessor(min(held)), read_up_to)
@@ -123,32 +123,32 @@ class Debouncer:
             if batch.deadline_ms <= now_ms:
                 due.append(self._open.pop(event_type))
         due.sort(key=lambda b: b.first_id)
-        # Newest first: each batch's pending firsts are the open ones and, per type, the
+        # Newest first: what each batch leaves held back is the open windows and, per type, the
         # earliest of the due batches after it (one pass, however many batches are due).
         open_firsts = {t: b.first_id for t, b in self._open.items()}
         later_firsts: dict[str, StreamId] = {}
         for batch in reversed(due):
-            pending = dict(open_firsts)
+            held_back = dict(open_firsts)
             for event_type, first in later_firsts.items():
-                if event_type not in pending or first < pending[event_type]:
-                    pending[event_type] = first
-            batch.pending_after = pending
+                if event_type not in held_back or first < held_back[event_type]:
+                    held_back[event_type] = first
+            batch.held_back = held_back
             batch.read_up_to = self.read_up_to
             if batch.type not in later_firsts or batch.first_id < later_firsts[batch.type]:
                 later_firsts[batch.type] = batch.first_id
         return due
 
-    def pending_firsts(self) -> dict[str, StreamId]:
+    def held_back(self) -> dict[str, StreamId]:
         """Per type, the first event still held back: it and the later ones of its type have not left.
 
         Everything else up to ``read_up_to`` has. A resume replays exactly that; the held
         events reach the resumed client live.
         """
-        pending = {t: b.first_id for t, b in self._open.items()}
+        held_back = {t: b.first_id for t, b in self._open.items()}
         for batch in self._closed:
-            pending[batch.type] = min(pending.get(batch.type, batch.first_id), batch.first_id)
-        return pending
+            held_back[batch.type] = min(held_back.get(batch.type, batch.first_id), batch.first_id)
+        return held_back
 
     def cursor(self, types: Iterable[str]) -> StreamId:
         """Everything of ``types`` up to this id has left (the id a heartbeat carries)."""
-        return cursor_with(self.pending_firsts(), self.read_up_to, types)
+        return cursor_with(self.held_back(), self.read_up_to, types)

@@ -53,10 +53,11 @@ def post_fork(server: Any, worker: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    app = getattr(worker, "wsgi", None)
-    hub = getattr(app, "extensions", {}).get("rakuda_hub") if app is not None else None
-    if hub is not None and hub.running:
-        hub.stop()
+    from gateway.services import services_in
+
+    parts = services_in(getattr(worker, "wsgi", None))
+    if parts is not None:
+        parts.stop()
 
 # gunicorn 25+ opens a control socket at one fixed path; several gateways (tests, bench)
 # on one machine would fight over it.
@@ -64,7 +65,8 @@ control_socket_disable = True
 
 
 def post_worker_init(worker: Any) -> None:
-    """Start the hub; close every stream as soon as the worker is asked to stop.
+    """Start the gateway's background work (the one place: see ``Services.start``); close every
+    stream as soon as the worker is asked to stop.
 
     gunicorn waits up to graceful_timeout for requests to end, and a stream never ends by
     itself: without this, every restart would hold dashboards for that long before they
@@ -72,19 +74,20 @@ def post_worker_init(worker: Any) -> None:
     """
     import gevent
 
-    hub = worker.wsgi.extensions.get("rakuda_hub") if hasattr(worker.wsgi, "extensions") else None
-    if hub is None:
+    from gateway.services import services_in
+
+    parts = services_in(worker.wsgi)
+    if parts is None:  # another app served with this configuration (the benchmark's baselines)
         return
     # Start reading and reporting now: an idle worker still counts in /status and learns
     # which addresses other processes blocked.
-    hub.start()
+    parts.start()
 
     def close_streams_on_stop() -> None:
         while worker.alive:
             gevent.sleep(0.05)
         stop_accepting()
-        if hub.running:
-            hub.stop()
+        parts.stop()
 
     gevent.spawn(close_streams_on_stop)
 

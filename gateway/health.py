@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 import redis
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from gateway import webhooks
 from gateway.hub import Hub
+from gateway.services import services
 
 probes_bp = Blueprint("probes", __name__, url_prefix="/api/health")
 
@@ -43,7 +43,8 @@ def readiness(hub: Hub, database: Any) -> dict[str, bool]:
 @probes_bp.get("/ready")
 def ready() -> tuple[Response, int]:
     """200 when Redis, the database and the stream reader are all there; 503 naming what is missing."""
-    checks = readiness(current_app.extensions["rakuda_hub"], webhooks._database())
+    parts = services()
+    checks = readiness(parts.hub, parts.database)
     missing = [name for name, ok in checks.items() if not ok]
     if missing:
         return jsonify({"status": "not ready", "missing": missing, "checks": checks}), 503

@@ -32,24 +32,3 @@ def json_message(event: str, body: dict[str, Any], cursor: StreamId | None = Non
     sse_id = stream_ids.format_cursor(epoch, cursor) if cursor is not None and epoch else None
     return sse.encode(data, event=event, id=sse_id, retry=retry)
 
-
-class Frames:
-    """One message's bytes per (set of types, chunked?) — the only per-client variation."""
-
-    __slots__ = ("_build", "_cache")
-
-    def __init__(self, build: Any) -> None:
-        self._build = build  # types -> message bytes (its id depends on the client's types)
-        self._cache: dict[tuple[frozenset[str], bool], bytes] = {}
-
-    def for_client(self, types: frozenset[str], chunked: bool) -> bytes:
-        key = (types, chunked)
-        frame = self._cache.get(key)
-        if frame is None:
-            raw = self._cache.get((types, False))
-            if raw is None:
-                raw = self._build(types)
-                self._cache[(types, False)] = raw
-            frame = sse.chunk(raw) if chunked else raw
-            self._cache[key] = frame
-        return frame

@@ -12,12 +12,11 @@ import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import func, select
 
-from gateway.api import get_database
-from gateway.auth import get_auth, require_admin_key
+from gateway.auth import require_admin_key
 from gateway.errors import HttpError
 from gateway.params import MAX_ROW_ID, ascii_int
+from gateway.services import services
 from shared.constants import EVENT_CHANNELS
-from shared.event_bus import EventBus
 from shared.exceptions import PublishError
 from shared.models import Order
 from shared.notify_store import list_dead, requeue_dead
@@ -29,8 +28,7 @@ notifications_bp = Blueprint("notifications", __name__, url_prefix="/api")
 
 
 def _redis() -> redis.Redis:
-    client: redis.Redis = current_app.extensions["rakuda_redis"]
-    return client
+    return services().redis
 
 
 @notifications_bp.get("/notifications/dead")
@@ -51,14 +49,14 @@ def retry(dead_id: str) -> tuple[Response, int]:
 
 @notifications_bp.post("/orders/<raw_id>/ack")
 def acknowledge(raw_id: str) -> Response:
-    get_auth().authenticate(allow_token=True)
+    services().auth.authenticate(allow_token=True)
     order_id = ascii_int(raw_id, MAX_ROW_ID)
     if order_id is None:  # a path that is not an id names nothing
         raise HttpError(404, f"no order {raw_id!r}")
     presented = request.headers.get("X-API-Key") or request.headers.get("Authorization", "").partition(" ")[2]
-    who = get_auth().fingerprint(presented.strip())[:12]
+    who = services().auth.fingerprint(presented.strip())[:12]
     now = datetime.now(UTC)
-    with get_database().transaction() as session:
+    with services().database.transaction() as session:
         order = session.get(Order, order_id, with_for_update=True)
         if order is None:
             raise HttpError(404, f"no order {raw_id}")
@@ -72,7 +70,7 @@ def acknowledge(raw_id: str) -> Response:
                 "acknowledgedAt": acknowledged_at.isoformat() if acknowledged_at else None}
     mark_acknowledged(_redis(), raw_id)
     if first:
-        bus: EventBus = current_app.extensions["rakuda_bus"]
+        bus = services().bus
         try:
             bus.publish(EVENT_CHANNELS["ORDERS"], RealTimeEvent.create("ORDER_RECEIVED", raw_id, "updated", data))
         except PublishError as exc:
@@ -83,7 +81,7 @@ def acknowledge(raw_id: str) -> Response:
 
 @notifications_bp.get("/orders/unacknowledged")
 def unacknowledged() -> Response:
-    get_auth().authenticate(allow_token=True)
-    with get_database().new_session() as session:
+    services().auth.authenticate(allow_token=True)
+    with services().database.new_session() as session:
         count = session.scalar(select(func.count()).select_from(Order).where(Order.acknowledged_at.is_(None)))
     return jsonify({"count": count or 0})

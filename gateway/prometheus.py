@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -27,8 +27,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gateway import cluster
 from gateway.auth import require_api_key
-from gateway.hub import EVENT_TYPES, Hub
+from gateway.hub import Hub
 from gateway.metrics import LATENCY_EDGES_MS
+from gateway.services import services
+from gateway.tallies import EVENT_TYPES
 from gateway.totals import DropReason, count, read_totals
 from shared.constants import TASK_DURATION_EDGES_S
 from shared.database import Database
@@ -143,8 +145,7 @@ def _tasks(totals: dict[str, int]) -> Iterator[Metric]:
 @metrics_bp.get("/metrics")
 @require_api_key
 def metrics() -> Response:
-    registry: CollectorRegistry = current_app.extensions["rakuda_metrics"]
-    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(services().metrics), content_type=CONTENT_TYPE_LATEST)
 
 
 def count_webhook_outcome(response: Response) -> Response:
@@ -158,7 +159,7 @@ def count_webhook_outcome(response: Response) -> Response:
     outcome = ("accepted" if status == 202 else "duplicate" if status == 200
                else "rejected" if status < 500 else "failed")
     try:
-        count(current_app.extensions["rakuda_redis"], f"webhook:{provider}:{outcome}")
+        count(services().redis, f"webhook:{provider}:{outcome}")
     except redis.RedisError:
         pass  # a metric is not worth failing a delivery for
     return response

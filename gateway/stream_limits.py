@@ -3,8 +3,8 @@
 Counted in Redis, not per process: several gateway processes serve one key and one address,
 and the snapshots the hub reports are up to a report interval old, so summing them would let
 a burst of connects spread over workers pass the limit. Each open stream is a member of two
-sorted sets (its key's and its address's) scored by the end of its lease; the hub's reporter
-renews the leases of this process's streams, so the streams of a process that died without
+sorted sets (its key's and its address's) scored by the end of its lease; the process's upkeep
+loop (gateway/services.py) renews the leases of its streams, so the streams of a process that died without
 closing them stop counting once their lease ends. One Lua script checks both counts and the
 bucket and takes the place atomically, so concurrent connects on any process cannot overshoot.
 """
@@ -148,7 +148,7 @@ class StreamLimits:
                 answer.set(result)
 
     def renew(self) -> None:
-        """Extend the leases of this process's open streams (called by the hub's reporter)."""
+        """Extend the leases of this process's open streams (every report interval, by the upkeep loop)."""
         if not self._held:
             return
         ends: dict[str, dict[str, float]] = {}

@@ -29,21 +29,8 @@ class DropReason(StrEnum):
     OTHER = "other"
 
 
-def drop_reason(close_reason: str) -> DropReason | None:
-    """The drop a stream's close reason stands for; None when the client left by itself."""
-    if close_reason.startswith("slow: no write"):
-        return DropReason.SEND_TIMEOUT
-    if close_reason.startswith("slow"):
-        return DropReason.SLOW
-    if close_reason == "server stopping":
-        return DropReason.SHUTDOWN
-    if close_reason in ("client closed", "stream ended") or close_reason.startswith("gone"):
-        return None
-    return DropReason.OTHER
-
-
 def flat_counters(snapshot: Mapping[str, Any]) -> dict[str, int]:
-    """The counters of a process snapshot as hash fields (see ``gateway.hub.Hub.snapshot``)."""
+    """The counters of a process snapshot as hash fields (see ``gateway.snapshots.process_snapshot``)."""
     out: dict[str, int] = {}
     for event_type, counters in snapshot["types"].items():
         out[f"delivered:{event_type}"] = int(counters["delivered"])

@@ -16,8 +16,7 @@ from celery import Celery
 from flask import current_app
 
 from gateway.broker_gate import BrokerGate
-from shared.config import Settings
-from shared.redis_client import broker_transport_options, broker_url
+from gateway.services import services
 from shared.task_names import WEBHOOK_PROCESS
 
 log = logging.getLogger(__name__)
@@ -28,17 +27,8 @@ SENDS_AT_ONCE = 10
 
 
 def _task_client() -> Celery:
-    """A Celery app used only to send tasks by name; fails fast instead of waiting for the broker."""
-    client = current_app.extensions.get("rakuda_task_client")
-    if client is None:
-        settings: Settings = current_app.config["RAKUDA_SETTINGS"]
-        client = Celery("rakuda-gateway", broker=broker_url(settings), set_as_current=False)
-        client.conf.update(broker_transport_options=broker_transport_options(settings),
-                           broker_connection_timeout=2, broker_connection_retry=False,
-                           broker_connection_max_retries=0, task_publish_retry=False,
-                           task_default_queue="rakuda")
-        current_app.extensions["rakuda_task_client"] = client
-    return client
+    """The app's Celery client (gateway/task_client.py): sends by name, fails fast when the broker is down."""
+    return services().task_client
 
 
 def _gate() -> tuple[BrokerGate, threading.BoundedSemaphore]:

@@ -23,10 +23,10 @@ from sqlalchemy import select
 from gateway.auth import require_admin_key
 from gateway.errors import HttpError
 from gateway.params import ascii_int
+from gateway.services import services
 from gateway.webhook_queue import queue_processing
 from gateway.webhook_store import Delivery, DeliveryStore
 from shared.config import Settings
-from shared.database import Database
 from shared.models import WebhookEvent, WebhookStatus
 from shared.webhook_payloads import PROVIDERS, PayloadError, parse_notice
 from shared.webhook_signatures import (
@@ -43,23 +43,10 @@ KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Joom-Signature", "X-Joom-Delive
                 "X-EBAY-SIGNATURE", "X-EBAY-TIMESTAMP")
 
 
-def _settings() -> Settings:
-    settings: Settings = current_app.config["RAKUDA_SETTINGS"]
-    return settings
-
-
-def _database() -> Database:
-    database = current_app.extensions.get("rakuda_db")
-    if database is None:
-        database = Database().initialize(_settings().database_url)
-        current_app.extensions["rakuda_db"] = database
-    return database
-
-
 def _store() -> DeliveryStore:
     store = current_app.extensions.get("rakuda_webhook_store")
     if store is None:
-        store = current_app.extensions["rakuda_webhook_store"] = DeliveryStore(_database().engine)
+        store = current_app.extensions["rakuda_webhook_store"] = DeliveryStore(services().database.engine)
     return store
 
 
@@ -122,7 +109,7 @@ def delivery_identity(provider: str, body: dict[str, Any], raw: bytes) -> tuple[
 def receive(provider: str) -> tuple[Response, int]:
     if provider not in PROVIDERS:
         raise HttpError(404, f"unknown webhook provider {provider!r}", providers=list(PROVIDERS))
-    settings = _settings()
+    settings = services().settings
     raw = read_body(settings)
     check_signature(provider, settings, raw)
     try:
@@ -156,7 +143,7 @@ def ebay_challenge() -> Response:
     code = request.args.get("challenge_code")
     if not code:
         raise HttpError(400, "missing challenge_code query parameter")
-    settings = _settings()
+    settings = services().settings
     if not settings.ebay_verification_token or not settings.ebay_webhook_endpoint:
         raise HttpError(503, "EBAY_VERIFICATION_TOKEN and EBAY_WEBHOOK_ENDPOINT must be set to answer eBay's challenge")
     return jsonify({"challengeResponse": ebay_challenge_response(
@@ -190,7 +177,7 @@ def list_events() -> Response:
     if raw_limit is None:
         raise HttpError(400, "limit must be an integer")
     limit = min(max(raw_limit, 1), 500)
-    with _database().transaction() as session:
+    with services().database.transaction() as session:
         rows = session.scalars(query.limit(limit)).all()
         return jsonify({"events": [describe(row) for row in rows]})
 
@@ -200,7 +187,7 @@ def list_events() -> Response:
 @require_admin_key
 def retry_event(event_id: int) -> tuple[Response, int]:
     """Set a delivery back to PENDING and queue it again (a COMPLETED one is applied at most once anyway)."""
-    with _database().transaction() as session:
+    with services().database.transaction() as session:
         row = session.get(WebhookEvent, event_id, with_for_update=True)
         if row is None:
             raise HttpError(404, f"no webhook event {event_id}")

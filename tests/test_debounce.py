@@ -154,7 +154,7 @@ def test_resume_from_last_id_seen_loses_nothing(ops, window, subscribed, per_typ
 
     def reconnect():  # as Hub.connect + Hub.replay do
         nonlocal connected, last_id
-        held = {t: sid for t, sid in d.pending_firsts().items() if t in types}
+        held = {t: sid for t, sid in d.held_back().items() if t in types}
         in_history = ((sid, t, "{}") for sid, t in published if t in types and last_id < sid <= d.read_up_to)
         replayed = [sid for sid, _t, _body in not_held(in_history, held)]
         received.update(replayed)

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from gateway import messages, sse, stream_ids
+from gateway.frames import FrameCache
 
 
 def test_encode_puts_retry_id_event_then_data():
@@ -40,14 +41,14 @@ def test_frames_are_encoded_once_per_type_set():
         calls.append(types)
         return b"data: x\n\n"
 
-    frames = messages.Frames(build)
+    frames = FrameCache(build)
     a, b = frozenset({"A"}), frozenset({"A", "B"})
     for _ in range(3):
-        frames.for_client(a, True)
-        frames.for_client(a, False)
-        frames.for_client(b, True)
+        frames.for_key((a, True))
+        frames.for_key((a, False))
+        frames.for_key((b, True))
     assert calls == [a, b]
-    assert frames.for_client(a, True) == sse.chunk(b"data: x\n\n")
+    assert frames.for_key((a, True)) == sse.chunk(b"data: x\n\n")
 
 
 @pytest.mark.parametrize("text", ["", "1", "1-", "-1", "a-1", "1-2-3", "99999999999999999999999-0"])

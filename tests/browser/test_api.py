@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gateway.app import create_app
+from gateway.services import services_of
 from shared.config import Settings
 
 KEY = {"X-API-Key": "test-key"}
@@ -14,9 +15,7 @@ KEY = {"X-API-Key": "test-key"}
 def client(dashboard_settings, catalogue):
     app = create_app(dashboard_settings)
     yield app.test_client()
-    if "rakuda_db" in app.extensions:
-        app.extensions["rakuda_db"].dispose()
-    app.extensions["rakuda_redis"].close()
+    services_of(app).close()
 
 
 @pytest.mark.parametrize("path", ["/api/products", "/api/inventory", "/api/listings", "/api/pricing", "/api/orders",
@@ -100,5 +99,4 @@ def test_a_database_without_tables_is_a_503_that_says_what_to_run(settings, tmp_
     assert response.status_code == 503
     assert response.json["error"] == "the database is not ready: it has no tables yet (run `rakuda db upgrade`)"
     assert "database error on GET /api/orders" in caplog.text
-    app.extensions["rakuda_db"].dispose()
-    app.extensions["rakuda_redis"].close()
+    services_of(app).close()

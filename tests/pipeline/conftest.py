@@ -177,16 +177,11 @@ def catalogue(runtime: Runtime, supplier: FakeSupplier) -> Callable[..., list[in
 def gateway_app(app_settings: Settings):
     """The gateway's Flask app (its factory) with the webhooks blueprint, on this test's database."""
     from gateway.app import create_app
+    from gateway.services import services_of
 
     app = create_app(app_settings)
     yield app
-    database = app.extensions.get("rakuda_db")
-    if database is not None:
-        database.dispose()
-    for name in ("rakuda_task_client",):
-        if name in app.extensions:
-            app.extensions[name].close()
-    app.extensions["rakuda_redis"].close()
+    services_of(app).close()
 
 
 @pytest.fixture

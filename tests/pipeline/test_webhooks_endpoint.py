@@ -182,6 +182,7 @@ def test_broker_down_at_receive_deliveries_are_kept_and_the_sweep_applies_them(a
     from celery.contrib.testing.worker import start_worker
 
     from gateway.app import create_app
+    from gateway.services import services_of
     from gateway.webhooks import webhooks_bp
     from tests.servers import free_port
 
@@ -204,9 +205,7 @@ def test_broker_down_at_receive_deliveries_are_kept_and_the_sweep_applies_them(a
             assert time.monotonic() - started < 1.0
         assert [e.status for e in _events(runtime)] == [WebhookStatus.PENDING] * 3
     finally:
-        app.extensions["rakuda_db"].dispose()
-        app.extensions["rakuda_task_client"].close()
-        app.extensions["rakuda_redis"].close()
+        services_of(app).close()
 
     runtime.settings = runtime.settings.replace(webhook_sweep_after_s=0.0)
     with start_worker(celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
