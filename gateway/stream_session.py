@@ -57,10 +57,17 @@ class StreamSession:
             if wanted.last_event_id:
                 resume_turn.enter_context(self.hub.resume_turns.turn())
             plan = self.hub.resume_planner.plan(wanted.last_event_id, join)
+            from_memory = self._encode_memory_replay(plan, client.chunked)
+            if from_memory is not None:
+                # The turn covers the work (planning, encoding), not the wait for this client to
+                # read: a slow reader must not hold up the resumes queued behind it.
+                resume_turn.close()
             yield self._opening(client, plan)  # gunicorn writes the headers and this at once
             self._tune_socket()
-            if plan.after is not None:
-                self._replay(client, plan)
+            if from_memory is not None:
+                client.write_now(from_memory)
+            elif plan.after is not None:
+                self._replay(client, plan)  # from Redis, page by page, still in its turn
             resume_turn.close()
             client.release()
             client.wait_closed()
@@ -101,6 +108,12 @@ class StreamSession:
         # recv ends the stream.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT,
                         max(self.settings.heartbeat_interval_ms, self.settings.send_timeout_ms))
+
+    def _encode_memory_replay(self, plan: ResumePlan, chunked: bool) -> bytes | None:
+        """A replay the recent history holds, encoded in full: one write instead of one per message."""
+        if plan.after is None or plan.entries is None:
+            return None
+        return b"".join(self.hub.resume_planner.replay(plan, chunked))
 
     def _replay(self, client: StreamClient, plan: ResumePlan) -> None:
         """What the client missed, written before anything that waited for it (the hub holds live messages)."""
