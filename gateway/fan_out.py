@@ -80,7 +80,7 @@ class FanOut:
             self.tallies.types[batch.type]["dropped"] += batch.count * slow_clients
             self.tallies.count_batch(batch, clients, written_ms)
 
-    def beat_forever(self) -> None:
+    def heartbeat_forever(self) -> None:
         interval = self.settings.heartbeat_interval_ms / 1000
         next_beat = time.monotonic() + interval
         while True:
@@ -88,9 +88,9 @@ class FanOut:
             next_beat += interval
             if next_beat < time.monotonic():  # fell behind (a stall): do not burst to catch up
                 next_beat = time.monotonic() + interval
-            self.beat()
+            self.send_heartbeats()
 
-    def beat(self) -> None:
+    def send_heartbeats(self) -> None:
         """A heartbeat to every stream, with the cursor of its types (everything up to it has left)."""
         body = {"time": utc_iso(precision="seconds")}
         epoch = self.epoch()

@@ -70,7 +70,7 @@ class Hub:
         if self._greenlets or self.stopped:
             return
         self._greenlets = spawn_supervised([self.reader.read_forever, self.fan_out.flush_forever,
-                                            self.fan_out.beat_forever,
+                                            self.fan_out.heartbeat_forever,
                                             every(self.settings.report_interval_s, self.report)])
 
     @property
