@@ -29,7 +29,7 @@ from bench import procstat
 from bench.events import CHANNEL_OF, TYPES, event_dict
 from bench.harness import Plan, py_spy, record_stacks
 from bench.stormclient import StormClient
-from bench.systems import API_KEY, ROOT, clear_bench_keys, wait_healthy
+from bench.systems import API_KEY, ROOT, clear_bench_keys, free_port, wait_healthy
 
 
 class SteadyPublisher(threading.Thread):
@@ -157,8 +157,6 @@ def run(redis_url: str, clients: int, how: str, *, root: Path = ROOT, port: int 
         heartbeat_ms: int = 2000, processes: int = 4, steady_s: float = 5.0, limit_s: float = 60.0,
         log: Path | None = None, profile: Path | None = None) -> dict[str, Any]:
     """One storm; returns its row."""
-    from bench.systems import free_port
-
     clear_bench_keys(redis_url)
     port = port or free_port()
     log = log or Path(f"/tmp/bench-storm-{os.getpid()}-{how}.log")
