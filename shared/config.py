@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     debounce_window_ms: int = env("SSE_DEBOUNCE_WINDOW", 500, ge=0)
     debounce_window_overrides: TypeWindows = env("SSE_DEBOUNCE_WINDOWS", ("ORDER_RECEIVED:0",))
     batch_max_events: int = env("SSE_BATCH_MAX_EVENTS", 100, ge=1)
-    retry_ms: int = env("SSE_RETRY", 3000, ge=0)
+    retry_ms: int = env("SSE_RETRY", 1000, ge=0)
     retry_spread_ms: int = env("SSE_RETRY_SPREAD", 3000, ge=0)
     resumes_at_once: int = env("SSE_RESUMES_AT_ONCE", 64, ge=1)
     send_timeout_ms: int = env("SSE_SEND_TIMEOUT", 10000, ge=1)

@@ -44,7 +44,7 @@ def test_stream_headers_and_connected_message_arrive_at_once(gateway):
         assert client.headers["content-type"].startswith("text/event-stream")
         assert "no-cache" in client.headers["cache-control"]
         assert client.headers["x-accel-buffering"] == "no"
-        assert first.event == "connected" and 3000 <= first.retry <= 6000  # SSE_RETRY + its spread
+        assert first.event == "connected" and 1000 <= first.retry <= 4000  # SSE_RETRY + its spread
         body = first.json
         assert body["channels"] == ["inventory", "orders"]
         assert body["heartbeatInterval"] == 1000 and body["debounceWindow"] == 200
