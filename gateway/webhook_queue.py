@@ -1,67 +1,91 @@
-"""Handing a stored webhook delivery to Celery by task name, through a gate that skips a broker known down.
+"""Handing stored webhook deliveries to Celery by task name: the sends that arrive together go in one round trip.
 
 The gateway never imports ``tasks``: it sends ``rakuda.webhooks.process`` by name with a Celery
-app of its own that fails fast instead of waiting for the broker. A delivery that is not
-queued (the broker failed, or failed a moment ago: gateway/broker_gate.py) stays PENDING in
-the database and the periodic sweep queues it.
+app of its own that fails fast instead of waiting for the broker. Requests that want a send
+while one is under way wait for the next (gateway/webhook_batches.py): their messages are built
+by Celery as usual and pushed with one Redis pipeline (kombu's ``Producer.batch``).
+
+A delivery that is not queued stays PENDING in the database and the periodic sweep queues it.
+That happens when its batch failed (every message of a failed batch counts as not queued; a
+few may still have reached the broker, and a delivery is applied once whatever its number of
+tasks), or when the broker failed a moment ago: then the gate (gateway/broker_gate.py) refuses
+whole batches at once instead of letting each wait for a broker that does not answer.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 
 from celery import Celery
 from flask import current_app
 
 from gateway.broker_gate import BrokerGate
+from gateway.webhook_batches import GroupedCalls
 from shared.config import Settings
 from shared.redis_client import broker_transport_options, broker_url
 from shared.task_names import WEBHOOK_PROCESS
 
 log = logging.getLogger(__name__)
 
-# Celery's producer pool (broker_pool_limit). Sends past it wait here rather than inside kombu,
-# so that when the broker fails, the waiting ones see the gate closed and do not try it again.
-SENDS_AT_ONCE = 10
+# Messages per pipeline; requests past it wait for the next one.
+MAX_BATCH = 500
 
 
-def _task_client() -> Celery:
+def task_client(settings: Settings) -> Celery:
     """A Celery app used only to send tasks by name; fails fast instead of waiting for the broker."""
-    client = current_app.extensions.get("rakuda_task_client")
-    if client is None:
-        settings: Settings = current_app.config["RAKUDA_SETTINGS"]
-        client = Celery("rakuda-gateway", broker=broker_url(settings), set_as_current=False)
-        client.conf.update(broker_transport_options=broker_transport_options(settings),
-                           broker_connection_timeout=2, broker_connection_retry=False,
-                           broker_connection_max_retries=0, task_publish_retry=False,
-                           task_default_queue="rakuda")
-        current_app.extensions["rakuda_task_client"] = client
+    client = Celery("rakuda-gateway", broker=broker_url(settings), set_as_current=False)
+    client.conf.update(broker_transport_options=broker_transport_options(settings),
+                       broker_connection_timeout=2, broker_connection_retry=False,
+                       broker_connection_max_retries=0, task_publish_retry=False,
+                       task_default_queue="rakuda")
     return client
 
 
-def _gate() -> tuple[BrokerGate, threading.BoundedSemaphore]:
-    found = current_app.extensions.get("rakuda_broker_gate")
+class ProcessingQueue:
+    """Sends ``rakuda.webhooks.process`` for many stored deliveries at once, through the broker gate."""
+
+    def __init__(self, client: Celery, gate: BrokerGate | None = None, max_batch: int = MAX_BATCH) -> None:
+        self.client = client
+        self.gate = gate or BrokerGate()
+        self._calls: GroupedCalls[int, bool] = GroupedCalls(self.send_batch, max_batch, "webhook-queue")
+
+    def queue(self, webhook_event_id: int) -> bool:
+        """Whether the processing task reached the broker (False: the sweep queues it)."""
+        return self._calls.call(webhook_event_id)
+
+    def send_batch(self, ids: list[int]) -> list[bool]:
+        if not self.gate.begin(time.monotonic()):
+            log.debug("%d webhook events stored, not queued (the broker failed a moment ago); the sweep will "
+                      "queue them", len(ids))
+            return [False] * len(ids)
+        try:
+            with self.client.producer_or_acquire() as producer, producer.batch(max_size=len(ids)):
+                for webhook_event_id in ids:
+                    self.client.send_task(WEBHOOK_PROCESS, args=[webhook_event_id], retry=False, producer=producer)
+        except Exception as exc:  # kombu raises several kinds; the deliveries are stored either way
+            self.gate.failed(time.monotonic())
+            log.warning("%d webhook events stored but not queued (broker: %s); the sweep will queue them and "
+                        "the deliveries of the next %g s", len(ids), exc, self.gate.retry_after_s)
+            return [False] * len(ids)
+        self.gate.succeeded()
+        return [True] * len(ids)
+
+
+def _task_client() -> Celery:
+    client = current_app.extensions.get("rakuda_task_client")
+    if client is None:
+        client = current_app.extensions["rakuda_task_client"] = task_client(current_app.config["RAKUDA_SETTINGS"])
+    return client
+
+
+def _processing_queue() -> ProcessingQueue:
+    found = current_app.extensions.get("rakuda_processing_queue")
     if found is None:
-        found = current_app.extensions["rakuda_broker_gate"] = (BrokerGate(), threading.BoundedSemaphore(SENDS_AT_ONCE))
+        found = current_app.extensions["rakuda_processing_queue"] = ProcessingQueue(_task_client())
     return found
 
 
 def queue_processing(webhook_event_id: int) -> bool:
     """Send the processing task; False when the broker is unreachable (or was a moment ago): the sweep queues it."""
-    gate, slots = _gate()
-    with slots:
-        if not gate.begin(time.monotonic()):
-            log.debug("webhook event %s stored, not queued (the broker failed a moment ago); the sweep will queue it",
-                      webhook_event_id)
-            return False
-        try:
-            _task_client().send_task(WEBHOOK_PROCESS, args=[webhook_event_id], retry=False)
-        except Exception as exc:  # kombu raises several kinds; the delivery is stored either way
-            gate.failed(time.monotonic())
-            log.warning("webhook event %s stored but not queued (broker: %s); the sweep will queue it and the "
-                        "deliveries of the next %g s", webhook_event_id, exc, gate.retry_after_s)
-            return False
-    gate.succeeded()
-    return True
+    return _processing_queue().queue(webhook_event_id)
