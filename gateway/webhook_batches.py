@@ -54,6 +54,11 @@ class GroupedCalls(Generic[Item, Result]):
             raise waiting.error
         return cast(Result, waiting.result)  # set before done when there is no error
 
+    def waiting(self) -> int:
+        """How many calls are queued for the next batch (not those of the batch running now)."""
+        with self._lock:
+            return len(self._queued)
+
     def _run_queued(self) -> None:
         while True:
             with self._lock:

@@ -48,11 +48,11 @@ class ProcessingQueue:
     def __init__(self, client: Celery, gate: BrokerGate | None = None, max_batch: int = MAX_BATCH) -> None:
         self.client = client
         self.gate = gate or BrokerGate()
-        self._calls: GroupedCalls[int, bool] = GroupedCalls(self.send_batch, max_batch, "webhook-queue")
+        self.calls: GroupedCalls[int, bool] = GroupedCalls(self.send_batch, max_batch, "webhook-queue")
 
     def queue(self, webhook_event_id: int) -> bool:
         """Whether the processing task reached the broker (False: the sweep queues it)."""
-        return self._calls.call(webhook_event_id)
+        return self.calls.call(webhook_event_id)
 
     def send_batch(self, ids: list[int]) -> list[bool]:
         if not self.gate.begin(time.monotonic()):

@@ -67,11 +67,11 @@ class DeliveryStore:
     def __init__(self, engine: Engine, max_batch: int = MAX_BATCH) -> None:
         self.engine = engine
         self._statement = insert_skipping_duplicates(engine.dialect.name)
-        self._calls: GroupedCalls[Delivery, int | None] = GroupedCalls(self.store_batch, max_batch, "webhook-store")
+        self.calls: GroupedCalls[Delivery, int | None] = GroupedCalls(self.store_batch, max_batch, "webhook-store")
 
     def store(self, delivery: Delivery) -> int | None:
         """The new row's id once committed, or None for a duplicate; raises what the database raised."""
-        return self._calls.call(delivery)
+        return self.calls.call(delivery)
 
     def store_batch(self, batch: list[Delivery]) -> list[int | None]:
         """Insert and commit ``batch`` at once: each delivery's new row id, None for the duplicates."""
