@@ -9,7 +9,7 @@ A delivery that is not queued stays PENDING in the database and the periodic swe
 That happens when its batch failed (every message of a failed batch counts as not queued; a
 few may still have reached the broker, and a delivery is applied once whatever its number of
 tasks), or when the broker failed a moment ago: then the gate (gateway/broker_gate.py) refuses
-whole batches at once instead of letting each wait for a broker that does not answer.
+the delivery at once instead of letting it wait for a broker that does not answer.
 """
 
 from __future__ import annotations
@@ -43,33 +43,43 @@ def task_client(settings: Settings) -> Celery:
 
 
 class ProcessingQueue:
-    """Sends ``rakuda.webhooks.process`` for many stored deliveries at once, through the broker gate."""
+    """Sends ``rakuda.webhooks.process`` for many stored deliveries at once, through the broker gate.
+
+    The gate is asked per delivery, before it queues: while the broker is known down a delivery
+    is refused at once rather than waiting behind a batch, and the one delivery that the gate
+    lets through as its trial goes alone. Deliveries that the gate let through before a batch
+    failed, and that were still queued behind it, are refused without trying the broker again.
+    """
 
     def __init__(self, client: Celery, gate: BrokerGate | None = None, max_batch: int = MAX_BATCH) -> None:
         self.client = client
         self.gate = gate or BrokerGate()
-        self.calls: GroupedCalls[int, bool] = GroupedCalls(self.send_batch, max_batch, "webhook-queue")
+        # Each item: (webhook event id, whether the gate let it through as the trial of a broker known down).
+        self.calls: GroupedCalls[tuple[int, bool], bool] = GroupedCalls(self.send_batch, max_batch, "webhook-queue")
 
     def queue(self, webhook_event_id: int) -> bool:
         """Whether the processing task reached the broker (False: the sweep queues it)."""
-        return self.calls.call(webhook_event_id)
-
-    def send_batch(self, ids: list[int]) -> list[bool]:
+        trial = self.gate.down
         if not self.gate.begin(time.monotonic()):
-            log.debug("%d webhook events stored, not queued (the broker failed a moment ago); the sweep will "
-                      "queue them", len(ids))
-            return [False] * len(ids)
+            log.debug("webhook event %s stored, not queued (the broker failed a moment ago); the sweep will "
+                      "queue it", webhook_event_id)
+            return False
+        return self.calls.call((webhook_event_id, trial))
+
+    def send_batch(self, batch: list[tuple[int, bool]]) -> list[bool]:
+        if self.gate.down and not any(trial for _, trial in batch):
+            return [False] * len(batch)  # let through before the failure of the batch ahead of them
         try:
-            with self.client.producer_or_acquire() as producer, producer.batch(max_size=len(ids)):
-                for webhook_event_id in ids:
+            with self.client.producer_or_acquire() as producer, producer.batch(max_size=len(batch)):
+                for webhook_event_id, _ in batch:
                     self.client.send_task(WEBHOOK_PROCESS, args=[webhook_event_id], retry=False, producer=producer)
         except Exception as exc:  # kombu raises several kinds; the deliveries are stored either way
             self.gate.failed(time.monotonic())
             log.warning("%d webhook events stored but not queued (broker: %s); the sweep will queue them and "
-                        "the deliveries of the next %g s", len(ids), exc, self.gate.retry_after_s)
-            return [False] * len(ids)
+                        "the deliveries of the next %g s", len(batch), exc, self.gate.retry_after_s)
+            return [False] * len(batch)
         self.gate.succeeded()
-        return [True] * len(ids)
+        return [True] * len(batch)
 
 
 def _task_client() -> Celery:

@@ -131,19 +131,25 @@ def test_concurrent_posts_share_a_commit_and_a_send_and_the_worker_applies_each(
         assert set(session.scalars(select(WebhookEvent.status))) == {WebhookStatus.COMPLETED}
 
 
-class CountingGate(BrokerGate):
-    tries = 0
+def counting_broker_tries(queue: ProcessingQueue) -> list[int]:
+    """A list that gets one entry each time ``queue`` reaches for the broker (acquires a producer for a batch;
+    ``send_task`` acquires again with that producer given, which is not counted)."""
+    tries: list[int] = []
+    acquire = queue.client.producer_or_acquire
 
-    def begin(self, now: float) -> bool:
-        allowed = super().begin(now)
-        self.tries += allowed
-        return allowed
+    def counted(producer: Any = None) -> Any:
+        if producer is None:
+            tries.append(1)
+        return acquire(producer)
+
+    queue.client.producer_or_acquire = counted  # type: ignore[method-assign]
+    return tries
 
 
 def test_with_the_broker_down_a_batch_fails_once_and_the_gate_refuses_the_next_at_once(app_settings: Settings) -> None:
     down = app_settings.replace(celery_broker_url=f"redis://127.0.0.1:{free_port()}/0")
-    gate = CountingGate(retry_after_s=30.0)
-    queue = ProcessingQueue(task_client(down), gate)
+    queue = ProcessingQueue(task_client(down), BrokerGate(retry_after_s=30.0))
+    tries = counting_broker_tries(queue)
     try:
         assert queue.queue(1) is False and queue.gate.down
         started = time.monotonic()
@@ -151,7 +157,19 @@ def test_with_the_broker_down_a_batch_fails_once_and_the_gate_refuses_the_next_a
         assert time.monotonic() - started < 1.0  # refused by the gate, not tried
     finally:
         queue.client.close()
-    assert gate.tries == 1  # the first batch only
+    assert len(tries) == 1
+
+
+def test_deliveries_queued_behind_a_failing_batch_are_refused_without_trying_again(app_settings: Settings) -> None:
+    down = app_settings.replace(celery_broker_url=f"redis://127.0.0.1:{free_port()}/0")
+    queue = ProcessingQueue(task_client(down), BrokerGate(retry_after_s=30.0))
+    tries = counting_broker_tries(queue)
+    held = HeldFirstBatch(queue.calls, total=6)  # the first batch starts once five more wait behind it
+    try:
+        assert at_once(6, lambda i: queue.queue(i)) == [False] * 6
+    finally:
+        queue.client.close()
+    assert len(tries) == 1 and len(held.sizes()) <= 2
 
 
 def test_a_store_batch_keeps_its_order_of_answers_across_duplicates(runtime: Runtime) -> None:
