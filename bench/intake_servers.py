@@ -1,8 +1,11 @@
-"""The two intake servers, each started under the gateway's gunicorn config with one worker.
+"""The intake servers: three under the gateway's gunicorn config with one worker, and the sender's check.
 
 ``gateway``: the Procfile's ``web`` line (``gateway.app:create_app()``), on the bench's schema,
 with both marketplace secrets set. ``ceiling``: ``bench.intake_ceiling`` (Flask + one psycopg2
-INSERT). Both get ``WEB_CONCURRENCY=1`` and the same access-log and log-level settings.
+INSERT). ``floor``: ``bench.intake_floor`` (Flask answering 202, no work). All three get
+``WEB_CONCURRENCY=1`` and the same access-log and log-level settings. ``echo``:
+``bench.intake_echo``, a bare asyncio responder with no gunicorn, against which the sender's own
+ceiling is measured.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from bench.systems import ROOT, wait_healthy
 JOOM_SECRET = "bench-joom-secret"
 EBAY_SECRET = "bench-ebay-secret"
 APPS = {"gateway": ("gateway.app:create_app()", "/api/health"),
-        "ceiling": ("bench.intake_ceiling:create_app()", "/health")}
+        "ceiling": ("bench.intake_ceiling:create_app()", "/health"),
+        "floor": ("bench.intake_floor:create_app()", "/health"),
+        "echo": ("bench.intake_echo", "")}
 
 
 def port_in_range(first: int, last: int) -> int:
@@ -39,6 +44,17 @@ def port_in_range(first: int, last: int) -> int:
     raise RuntimeError(f"no free port in {first}-{last}")
 
 
+def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port} (exit status {proc.poll()})")
+
+
 class IntakeServer:
     def __init__(self, name: str, port: int, env: dict[str, str]) -> None:
         self.name, self.port = name, port
@@ -51,15 +67,22 @@ class IntakeServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> IntakeServer:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gateway/gunicorn_conf.py", self.app], cwd=ROOT,
-            env=self.env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_healthy(f"http://127.0.0.1:{self.port}{self.health_path}", self.proc)
+        command = [sys.executable, "-m", "gunicorn", "-c", "gateway/gunicorn_conf.py", self.app]
+        if self.name == "echo":
+            command = [sys.executable, "-m", self.app, str(self.port)]
+        self.proc = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        if self.name == "echo":
+            wait_listening(self.port, self.proc)
+        else:
+            wait_healthy(f"http://127.0.0.1:{self.port}{self.health_path}", self.proc)
         return self
 
     @property
     def worker_pid(self) -> int:
         assert self.proc is not None
+        if self.name == "echo":
+            return self.proc.pid
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             children = procstat.children(self.proc.pid)

@@ -1,12 +1,14 @@
 """Webhook intake: signed Joom and eBay deliveries into one gateway worker on PostgreSQL, against a ceiling.
 
-    python -m bench.webhook_intake [--count 12000] [--connections 32] [--rate 500] [--seconds 10]
+    python -m bench.webhook_intake [--count 12000] [--connections 32] [--rate 500] [--seconds 10] [--no-bounds]
                                    [--senders 2] [--profile DIR] [--json FILE] [--smoke]
     python -m bench --scenarios intake
 
-On a fresh PostgreSQL schema (TEST_DATABASE_URL, the Alembic migrations) and a private
-redis-server (the Celery broker), each server in turn (``ceiling``, then ``gateway``; see
-bench/intake_servers.py) gets a warm-up, then
+First the two bounds, closed loop only: ``echo`` (a bare asyncio responder: the sender's own
+ceiling, which must be far above the servers') and ``floor`` (gunicorn + Flask answering 202
+with no work: what one worker of this stack does at most). Then, on a fresh PostgreSQL schema
+(TEST_DATABASE_URL, the Alembic migrations) and a private redis-server (the Celery broker), each
+server in turn (``ceiling``, then ``gateway``; see bench/intake_servers.py) gets a warm-up, then
 
 * ``closed``: ``--count`` unique signed deliveries from ``--connections`` keep-alive connections
   sending back to back: accepted/s = 2xx answers / wall seconds;
@@ -43,7 +45,8 @@ from shared.task_names import WEBHOOK_SWEEP
 from tasks.schema import upgrade
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-PORTS = (16500, 16599)
+# BENCH_PORTS=24000-24099 moves every server of the run into that range.
+PORTS = tuple(int(p) for p in os.environ.get("BENCH_PORTS", "16500-16599").split("-", 1))
 QUEUE = "rakuda"  # the Celery queue the gateway sends to (task_default_queue)
 
 
@@ -62,11 +65,11 @@ def count_rows(schema: str, sql: str) -> int:
     return int(value)
 
 
-def measure(server: IntakeServer, schema: str, table: str, mode: str, count: int, args: argparse.Namespace,
+def measure(server: IntakeServer, schema: str, table: str | None, mode: str, count: int, args: argparse.Namespace,
             profile: Path | None = None) -> dict[str, Any]:
-    """Send ``count`` deliveries to ``server``; the row of figures (stored counted in ``table``)."""
+    """Send ``count`` deliveries to ``server``; the row of figures (stored counted in ``table``, if any)."""
     target = intake_sender.Target("127.0.0.1", server.port, JOOM_SECRET, EBAY_SECRET)
-    stored0 = count_rows(schema, f"SELECT count(*) FROM {table}")
+    stored0 = count_rows(schema, f"SELECT count(*) FROM {table}") if table else 0
     cpu0, load = server.cpu_s(), os.getloadavg()[0]
     with profiled(server.worker_pid, profile):
         result, wall = intake_sender.send(target, uuid.uuid4().hex[:10], count, mode=mode,
@@ -75,7 +78,7 @@ def measure(server: IntakeServer, schema: str, table: str, mode: str, count: int
     accepted = sum(n for status, n in result.statuses.items() if 200 <= status < 300)
     return {"system": server.name, "mode": mode, "sent": count, "accepted": accepted,
             "statuses": dict(result.statuses), "errors": result.errors, "queued": result.queued,
-            "stored": count_rows(schema, f"SELECT count(*) FROM {table}") - stored0,
+            "stored": count_rows(schema, f"SELECT count(*) FROM {table}") - stored0 if table else None,
             "wall_s": round(wall, 3), "accepted_per_s": round(accepted / wall) if wall > 0 else None,
             "connections": args.connections if mode == "closed" else None,
             "rate": args.rate if mode == "open" else None,
@@ -85,8 +88,21 @@ def measure(server: IntakeServer, schema: str, table: str, mode: str, count: int
             "sender_processes": args.senders, "load1_before": round(load, 2), "load1_after": os.getloadavg()[0]}
 
 
+TABLES = {"ceiling": "intake_ceiling", "gateway": "webhook_events"}
+
+
+def measure_bound(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The closed-loop rate of ``echo`` (the sender's own ceiling) or ``floor`` (gunicorn + Flask, no work)."""
+    server = IntakeServer(name, port_in_range(*PORTS), {}).start()
+    try:
+        measure(server, "", None, "closed", max(args.warmup, 1), args)
+        return measure(server, "", None, "closed", args.count, args)
+    finally:
+        server.stop()
+
+
 def measure_server(name: str, schema: str, env: dict[str, str], args: argparse.Namespace) -> list[dict[str, Any]]:
-    table = "intake_ceiling" if name == "ceiling" else "webhook_events"
+    table = TABLES[name]
     server = IntakeServer(name, port_in_range(*PORTS), env).start()
     try:
         rows = []
@@ -167,7 +183,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 cursor.execute(TABLE_SQL)
             conn.close()
             env = {"DATABASE_URL": url, "REDIS_URL": private.url, "CELERY_BROKER_URL": private.url}
-            rows: list[dict[str, Any]] = []
+            rows = [measure_bound(name, args) for name in ("echo", "floor") if args.bounds]
+            for row in rows:
+                print(json.dumps(row), file=sys.stderr, flush=True)
             for name in ("ceiling", "gateway"):
                 rows += measure_server(name, schema, env, args)
                 if name == "gateway":  # every 202 of the warm-up, closed and open runs, in the queue
@@ -192,10 +210,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sweep-timeout", type=float, default=300.0)
     parser.add_argument("--profile", metavar="DIR", help="py-spy each server's worker in the closed-loop run")
     parser.add_argument("--json", type=Path, help="also write the rows to this file")
-    parser.add_argument("--smoke", action="store_true", help="a few dozen deliveries (tests)")
+    parser.add_argument("--no-bounds", dest="bounds", action="store_false",
+                        help="skip the echo (sender) and floor (gunicorn + Flask) rows")
+    parser.add_argument("--smoke", action="store_true", help="a few dozen deliveries, no bounds rows (tests)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.count, args.connections, args.rate, args.seconds, args.senders, args.warmup = 60, 4, 40.0, 1.0, 1, 0
+        args.bounds = False
     return args
 
 

@@ -8,7 +8,7 @@ refuses sends for ``retry_after_s``; then it lets one send through as a trial an
 others until that trial succeeds (``succeeded`` opens the gate for all) or fails.
 
 Invariant: while the broker is known down, at most one send per ``retry_after_s`` is tried.
-(How many sends may run at once is the caller's: gateway/webhook_queue.py.)
+(The caller sends in batches, one at a time: gateway/webhook_queue.py.)
 """
 
 from __future__ import annotations
