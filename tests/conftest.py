@@ -1,59 +1,62 @@
-"""Fixtures shared by every test: an isolated Redis database, settings, a real gateway server."""
+"""Fixtures shared by every test: an isolated Redis database, settings, real gateway servers.
+
+Each test has a Redis database of its own (``redis_url``). A module whose tests all run with
+the default test settings may share one gateway between them (``module_gateway``): its tests
+then run on the module's database, drained and emptied before each of them (see
+tests/module_gateway.py), so that no test sees what another one left.
+"""
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import redis
 
 from shared.config import Settings
 from shared.event_bus import EventBus
+from tests.fixtures import private_redis  # noqa: F401 - a fixture, found by pytest through this module
+from tests.module_gateway import ModuleGateway
+from tests.servers import GatewayServer
 
 REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 # Databases 1..15 are handed out to tests; database 0 holds only the allocation locks,
-# so that concurrent test runs on one machine never share a database.
+# so that concurrent test runs (and xdist workers) on one machine never share a database.
 _LOCK_PREFIX = "rakuda:test:dblock:"
 
 
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    """URL of a Redis database that this test alone uses, flushed before and after."""
+@contextmanager
+def locked_database() -> Iterator[str]:
+    """URL of a Redis database that the caller alone uses, flushed before and after."""
     admin = redis.Redis.from_url(REDIS_BASE_URL + "/0")
     token = uuid.uuid4().hex
-    for _attempt in range(600):
-        for db in range(1, 16):
-            if admin.set(_LOCK_PREFIX + str(db), token, nx=True, ex=900):
-                url = f"{REDIS_BASE_URL}/{db}"
-                client = redis.Redis.from_url(url)
-                client.flushdb()
-                try:
-                    yield url
-                finally:
+    try:
+        for _attempt in range(600):
+            for db in range(1, 16):
+                if admin.set(_LOCK_PREFIX + str(db), token, nx=True, ex=900):
+                    url = f"{REDIS_BASE_URL}/{db}"
+                    client = redis.Redis.from_url(url)
                     client.flushdb()
-                    client.close()
-                    if admin.get(_LOCK_PREFIX + str(db)) == token.encode():
-                        admin.delete(_LOCK_PREFIX + str(db))
-                    admin.close()
-                return
-        import time
-
-        time.sleep(0.5)
-    raise RuntimeError("no free Redis database for this test (all 15 are locked)")
-
-
-@pytest.fixture
-def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    yield client
-    client.close()
+                    try:
+                        yield url
+                    finally:
+                        client.flushdb()
+                        client.close()
+                        if admin.get(_LOCK_PREFIX + str(db)) == token.encode():
+                            admin.delete(_LOCK_PREFIX + str(db))
+                    return
+            time.sleep(0.5)
+        raise RuntimeError("no free Redis database for this test (all 15 are locked)")
+    finally:
+        admin.close()
 
 
-@pytest.fixture
-def settings(redis_url: str) -> Settings:
-    """Test settings: isolated Redis, one API key, short intervals."""
+def default_settings(redis_url: str) -> Settings:
+    """Test settings: the given Redis database, one API key, short intervals."""
     return Settings.from_env(
         {
             "REDIS_URL": redis_url,
@@ -73,6 +76,26 @@ def settings(redis_url: str) -> Settings:
 
 
 @pytest.fixture
+def redis_url() -> Iterator[str]:
+    """URL of a Redis database that this test alone uses, flushed before and after."""
+    with locked_database() as url:
+        yield url
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    """Test settings: isolated Redis, one API key, short intervals."""
+    return default_settings(redis_url)
+
+
+@pytest.fixture
 def bus(settings: Settings) -> Iterator[EventBus]:
     """An EventBus bound to this test's Redis database."""
     bus = EventBus()
@@ -84,8 +107,6 @@ def bus(settings: Settings) -> Iterator[EventBus]:
 @pytest.fixture
 def gateway_factory(settings: Settings):
     """Start real gateways: ``gateway_factory(workers=1, **env_overrides)``; all stopped after."""
-    from tests.servers import GatewayServer
-
     started: list[GatewayServer] = []
 
     def start(workers: int = 1, **overrides: str) -> GatewayServer:
@@ -97,10 +118,27 @@ def gateway_factory(settings: Settings):
 
     yield start
     for server in started:
-        server.stop()
+        server.stop(graceful=False)
 
 
 @pytest.fixture
 def gateway(gateway_factory):
     """One gateway process with the test settings (heartbeat 1 s, debounce 200 ms)."""
     return gateway_factory()
+
+
+@pytest.fixture(scope="module")
+def module_gateway() -> Iterator[ModuleGateway]:
+    """One gateway with the test settings for a whole module, on a database of the module's own."""
+    with locked_database() as url:
+        shared = ModuleGateway(default_settings(url)).start()
+        yield shared
+        shared.stop()
+
+
+@pytest.fixture
+def module_database(module_gateway: ModuleGateway) -> str:
+    """The module gateway's database, with nothing in it from an earlier test (and no batch of
+    one still on its way to the gateway's clients). Use it as ``redis_url`` in a module that shares
+    ``module_gateway`` as its ``gateway``."""
+    return module_gateway.prepare_for_next_test()

@@ -6,10 +6,8 @@ import json
 import logging
 import math
 import queue
-import shutil
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -280,15 +278,6 @@ def test_publish_many_returns_the_ids_in_publish_order(bus: EventBus, redis_clie
     assert ids == [entry_id for entry_id, _ in entries]
     assert [json.loads(f["e"])["payload"]["id"] for _, f in entries] == [f"batch-{i}" for i in range(25)]
     assert bus.publish_many(ORDERS, []) == []
-
-
-@pytest.fixture
-def private_redis() -> Iterator[RedisServer]:
-    """A redis-server of this test's own, so its command counters see no other test."""
-    server = RedisServer().start()
-    yield server
-    server.stop()
-    shutil.rmtree(server.dir, ignore_errors=True)
 
 
 def _script_calls(client: redis.Redis) -> int:

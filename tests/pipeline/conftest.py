@@ -7,14 +7,11 @@ test's own Redis database: a real reader of exactly what was published.
 from __future__ import annotations
 
 import json
-import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
-import psycopg2
 import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
@@ -25,21 +22,8 @@ from shared.models import Listing, ListingStatus, Marketplace, PriceSetting, Pro
 from tasks.celery_app import create_celery
 from tasks.runtime import Runtime
 from tasks.schema import upgrade
+from tests.fixtures import postgres_schema, price_setting_rows
 from tests.pipeline.fakes import FakeMarketplace, FakeSupplier
-
-PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05, what: str = "") -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(interval)
 
 
 def published_events(client: redis.Redis, event_type: str | None = None) -> list[dict[str, Any]]:
@@ -56,17 +40,8 @@ def published_events(client: redis.Redis, event_type: str | None = None) -> list
 @pytest.fixture
 def database_url() -> Iterator[str]:
     """A fresh PostgreSQL schema for this test, dropped after it."""
-    schema = "t_" + uuid.uuid4().hex[:12]
-    admin = psycopg2.connect(PG_URL)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture
@@ -139,20 +114,10 @@ def catalogue(runtime: Runtime, supplier: FakeSupplier) -> Callable[..., list[in
     eBay and Joom listing when ``listed``; price settings and an exchange rate. Returns product ids."""
 
     def make(count: int = 2, listed: bool = True, price_jpy: int = 10000, weight: int = 500) -> list[int]:
-        from shared.models import ExchangeRate
-
         ids = []
         with runtime.db.transaction() as session:
             if session.get(PriceSetting, 1) is None:
-                session.add_all([
-                    PriceSetting(marketplace=Marketplace.EBAY, platform_fee_rate=Decimal("0.1325"),
-                                 payment_fee_rate=Decimal("0.03"), ad_rate=Decimal("0.02"),
-                                 profit_rate=Decimal("0.15"), default_shipping_usd=Decimal("15.00")),
-                    PriceSetting(marketplace=Marketplace.JOOM, platform_fee_rate=Decimal("0.15"),
-                                 payment_fee_rate=Decimal("0.03"), ad_rate=Decimal("0"),
-                                 profit_rate=Decimal("0.20"), default_shipping_usd=Decimal("0")),
-                    ExchangeRate(rate=Decimal("0.0067")),
-                ])
+                session.add_all(price_setting_rows())
             for i in range(count):
                 item_id = f"m{uuid.uuid4().hex[:10]}"
                 product = Product(source=ProductSource.MERCARI, source_item_id=item_id, title=f"Item {i}",

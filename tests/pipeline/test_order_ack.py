@@ -12,8 +12,9 @@ from tests.notify.conftest import SECRET, NotifierProcess
 from tests.notify.receivers import Receiver, wait_until
 from tests.notify.test_notifier import verified_ids
 from tests.pipeline import samples
-from tests.pipeline.conftest import published_events, wait_for
+from tests.pipeline.conftest import published_events
 from tests.pipeline.test_webhooks_endpoint import post_joom
+from tests.waiting import eventually
 
 KEY = {"X-API-Key": "test-key"}
 
@@ -41,7 +42,7 @@ def test_escalation_fires_for_an_unacknowledged_order_and_not_for_an_acknowledge
         wait_until(lambda: any(g["name"] == "notify-escalation" for g in _groups(bus_redis)), 30, "escalation group")
         assert post_joom(http, samples.joom(id="JO-ACKED")).status_code == 202
         assert post_joom(http, samples.joom(id="JO-FORGOTTEN")).status_code == 202
-        wait_for(lambda: len(order_ids(runtime)) == 2, what="two orders")
+        eventually(lambda: len(order_ids(runtime)) == 2, what="two orders")
         acked, forgotten = order_ids(runtime)
         assert http.get("/api/orders/unacknowledged", headers=KEY).get_json() == {"count": 2}
         answer = http.post(f"/api/orders/{acked}/ack", headers=KEY)

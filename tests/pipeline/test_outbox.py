@@ -12,8 +12,9 @@ from shared.models import OutboxEvent, Product, ProductSource
 from shared.realtime import RealTimeEvent
 from tasks.celery_app import create_celery
 from tasks.runtime import Runtime
-from tests.pipeline.conftest import published_events, wait_for
+from tests.pipeline.conftest import published_events
 from tests.servers import RedisServer
+from tests.waiting import eventually
 
 
 def inventory_event(product_id: int, available: bool) -> RealTimeEvent:
@@ -95,7 +96,7 @@ def test_redis_down_at_commit_event_arrives_after_redis_returns(app_settings: Se
 
         with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
             app.send_task(task_names.OUTBOX_RELAY)
-            events = wait_for(lambda: published_events(reader), what="the relayed event")
+            events = eventually(lambda: published_events(reader), what="the relayed event")
         assert [e["payload"]["id"] for e in events] == [str(product.id)]
         with rt.db.transaction() as session:
             assert session.scalars(select(OutboxEvent.published_at)).one() is not None

@@ -9,7 +9,8 @@ from sqlalchemy import select, update
 
 from shared import task_names
 from shared.models import Listing, PriceHistory, PriceSetting
-from tests.pipeline.conftest import published_events, wait_for
+from tests.pipeline.conftest import published_events
+from tests.waiting import eventually
 
 
 def prices(runtime):
@@ -30,7 +31,7 @@ def test_price_sync_reprices_moved_listings_records_history_and_emits_price_chan
         session.execute(update(Listing).where(Listing.marketplace == "EBAY").values(listing_price=Decimal("122.00")))
 
     celery_app.send_task(task_names.PRICE_SYNC)
-    wait_for(lambda: published_events(bus_redis, "PRICE_CHANGE"), what="PRICE_CHANGE")
+    eventually(lambda: published_events(bus_redis, "PRICE_CHANGE"), what="PRICE_CHANGE")
 
     assert prices(runtime) == {(product_id, "EBAY"): Decimal("122.00"), (product_id, "JOOM"): Decimal("124.20")}
     (row,) = history(runtime)
@@ -54,7 +55,7 @@ def test_price_sync_refuses_a_setting_of_100_percent_and_reprices_the_other_mark
                         .values(platform_fee_rate=Decimal("0.5"), payment_fee_rate=Decimal("0.3"),
                                 ad_rate=Decimal("0.1"), profit_rate=Decimal("0.1")))
     celery_app.send_task(task_names.PRICE_SYNC)
-    wait_for(lambda: published_events(bus_redis, "PRICE_CHANGE"), what="PRICE_CHANGE")
+    eventually(lambda: published_events(bus_redis, "PRICE_CHANGE"), what="PRICE_CHANGE")
     assert prices(runtime) == {(product_id, "EBAY"): Decimal("100.00"), (product_id, "JOOM"): Decimal("124.20")}
     assert [e["payload"]["data"]["marketplace"] for e in published_events(bus_redis, "PRICE_CHANGE")] == ["JOOM"]
 
@@ -64,7 +65,7 @@ def test_price_push_failure_is_retried_and_nothing_recorded_until_it_succeeds(
     catalogue(1)
     marketplace.unavailable = True
     celery_app.send_task(task_names.PRICE_SYNC)
-    wait_for(lambda: len(marketplace.calls("PUT")) == 6, what="3 attempts x 2 listings")
+    eventually(lambda: len(marketplace.calls("PUT")) == 6, what="3 attempts x 2 listings")
     time.sleep(0.3)
     assert history(runtime) == [] and published_events(bus_redis) == []
     assert set(prices(runtime).values()) == {Decimal("100.00")}

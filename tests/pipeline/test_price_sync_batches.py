@@ -22,8 +22,9 @@ from shared.models import Listing, OutboxEvent, PriceHistory
 from tasks import price_sync
 from tasks.celery_app import create_celery
 from tasks.runtime import Runtime
-from tests.pipeline.conftest import published_events, wait_for
+from tests.pipeline.conftest import published_events
 from tests.servers import RedisServer
+from tests.waiting import eventually
 
 # The catalogue's products (10,000 JPY, 500 g) at rate 0.0067 under its eBay and Joom settings.
 COMPUTED = {"EBAY": "122.85", "JOOM": "124.20"}
@@ -53,7 +54,7 @@ def test_a_batch_goes_out_in_one_publish_many_with_each_rows_old_and_new_price(
 
     runtime.bus.publish_many = counting  # type: ignore[method-assign]
     celery_app.send_task(task_names.PRICE_SYNC_BATCH, args=[listing_ids(runtime)])
-    events = wait_for(lambda: len(published_events(bus_redis, "PRICE_CHANGE")) == 60
+    events = eventually(lambda: len(published_events(bus_redis, "PRICE_CHANGE")) == 60
                       and published_events(bus_redis, "PRICE_CHANGE"), what="60 PRICE_CHANGE events")
 
     assert calls == [("rakuda:realtime:pricing", 60)]
@@ -109,7 +110,7 @@ def test_a_batch_committed_while_redis_is_down_is_relayed_exactly_once(app_setti
 
         with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
             app.send_task(task_names.OUTBOX_RELAY)
-            wait_for(lambda: all(bus_id for _body, bus_id in outbox_rows(rt).values()), what="the relay")
+            eventually(lambda: all(bus_id for _body, bus_id in outbox_rows(rt).values()), what="the relay")
         events = published_events(reader)
         assert sorted(e["payload"]["data"]["outboxId"] for e in events) == sorted(rows)
         for event in events:

@@ -10,7 +10,8 @@ import pytest
 from shared import task_names
 from shared.models import Product
 from tests.pipeline import processes
-from tests.pipeline.conftest import published_events, wait_for
+from tests.pipeline.conftest import published_events
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -27,14 +28,14 @@ def test_worker_killed_mid_task_runs_it_again_one_change_one_event(runtime, cele
     first = processes.worker(app_settings, **env).start()
     try:
         celery_app.send_task(task_names.INVENTORY_CHECK_BATCH, args=[[product_id]])
-        wait_for(lambda: supplier.calls("GET"), timeout=30, what="the task to start in the first worker")
+        eventually(lambda: supplier.calls("GET"), timeout=30, what="the task to start in the first worker")
         first.kill()
     finally:
         first.kill()
     supplier.delay = 0.0
     second = processes.worker(app_settings, **env).start()
     try:
-        wait_for(lambda: published_events(bus_redis, "INVENTORY_CHANGE"), timeout=30,
+        eventually(lambda: published_events(bus_redis, "INVENTORY_CHANGE"), timeout=30,
                  what="the task to run again in the second worker")
     finally:
         second.stop()
@@ -54,7 +55,7 @@ def test_two_beats_fire_each_entry_once_and_the_survivor_takes_over(app_settings
            "WEBHOOK_SWEEP_INTERVAL": "0", "DEMO_ORDERS_INTERVAL": "0", "BEAT_LOCK_TTL": "1.5"}
     beats = [processes.beat(app_settings, **env).start(), processes.beat(app_settings, **env).start()]
     try:
-        wait_for(lambda: queued_tasks(bus_redis), timeout=30, what="the first beat to fire")
+        eventually(lambda: queued_tasks(bus_redis), timeout=30, what="the first beat to fire")
         start_count, started = len(queued_tasks(bus_redis)), time.monotonic()
         time.sleep(3.0)
         fired = len(queued_tasks(bus_redis)) - start_count
