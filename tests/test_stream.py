@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import time
@@ -19,6 +18,19 @@ from shared.realtime import RealTimeEvent
 from tests.sse_client import SSEClient
 
 KEY = {"X-API-Key": "test-key"}
+
+
+@pytest.fixture
+def redis_url(module_database: str) -> str:
+    """This module's tests run on the database of its shared gateway, emptied before each test."""
+    return module_database
+
+
+@pytest.fixture
+def gateway(module_gateway):
+    """The gateway this module's tests share (tests/module_gateway.py); a test that changes its
+    settings, stops it or reads its process-wide counters starts its own with gateway_factory."""
+    return module_gateway.server
 
 
 def ev(event_type: str, ident: str, action: str = "updated", **data) -> RealTimeEvent:
@@ -362,27 +374,8 @@ def test_post_test_publishes_a_listing_update(gateway):
     assert message.json["events"][0]["id"] == created["id"]
 
 
-def test_status_and_stats_report_settings_and_counts(gateway, bus):
-    with stream(gateway, "?channels=orders") as client:
-        bus.publish_many("orders", [ev("ORDER_RECEIVED", f"o-{i}", "created") for i in range(3)])
-        client.next_event(5)
-        time.sleep(0.6)
-        status = _status(gateway)
-        stats = requests.get(gateway.url + "/api/realtime/stats?days=7", headers=KEY, timeout=5).json()
-    assert status["enabled"] is True and status["redisReachable"] is True
-    assert status["heartbeatInterval"] == 1000 and status["debounceWindow"] == 200
-    assert status["activeConnections"] == 1 and status["process"]["uptime"] > 0
-    orders = stats["types"]["ORDER_RECEIVED"]  # window 0: each order leaves alone
-    assert orders["delivered"] == 3 and orders["messages"] == 3 and orders["coalesced"] == 0
-    assert orders["publishedToday"] == 3
-    assert stats["latencyMs"]["p50"] is not None and len(stats["days"]) == 7
-    assert stats["days"][0]["types"]["ORDER_RECEIVED"]["published"] == 3
-    assert stats["days"][0]["types"]["ORDER_RECEIVED"]["delivered"] == 3
-    bad = requests.get(gateway.url + "/api/realtime/stats?days=x", headers=KEY, timeout=5)
-    assert bad.status_code == 400 and json.loads(bad.text)["error"]
-
-
-def test_stopping_the_gateway_ends_streams_at_once_so_clients_reconnect(gateway):
+def test_stopping_the_gateway_ends_streams_at_once_so_clients_reconnect(gateway_factory):
+    gateway = gateway_factory()  # its own: it is stopped
     with stream(gateway) as client:
         started = time.time()
         gateway.stop()
