@@ -1,9 +1,11 @@
 """Fixtures shared by every test: an isolated Redis database, settings, real gateway servers.
 
-Each test has a Redis database of its own (``redis_url``). A module whose tests all run with
-the default test settings may share one gateway between them (``module_gateway``): its tests
-then run on the module's database, drained and emptied before each of them (see
-tests/module_gateway.py), so that no test sees what another one left.
+Each test has a Redis database of its own (``redis_url``). Tests marked ``module_gateway``
+(``pytestmark = pytest.mark.module_gateway`` for a whole module) share one gateway with the
+default test settings per module instead of starting their own (a second or two each): their
+``gateway`` is that one and their ``redis_url`` its database, drained and emptied before each
+test (see tests/module_gateway.py), so that no test sees what another one left. A test there
+that needs other settings, or stops its gateway, starts its own with ``gateway_factory``.
 """
 
 from __future__ import annotations
@@ -75,9 +77,17 @@ def default_settings(redis_url: str) -> Settings:
     )
 
 
+def _shares_module_gateway(request: pytest.FixtureRequest) -> bool:
+    return request.node.get_closest_marker("module_gateway") is not None
+
+
 @pytest.fixture
-def redis_url() -> Iterator[str]:
-    """URL of a Redis database that this test alone uses, flushed before and after."""
+def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """URL of a Redis database that this test alone uses, flushed before and after; for a test
+    marked ``module_gateway``, the module gateway's database, emptied before the test."""
+    if _shares_module_gateway(request):
+        yield request.getfixturevalue("module_database")
+        return
     with locked_database() as url:
         yield url
 
@@ -122,8 +132,11 @@ def gateway_factory(settings: Settings):
 
 
 @pytest.fixture
-def gateway(gateway_factory):
-    """One gateway process with the test settings (heartbeat 1 s, debounce 200 ms)."""
+def gateway(request: pytest.FixtureRequest, gateway_factory) -> GatewayServer:
+    """One gateway process with the test settings (heartbeat 1 s, debounce 200 ms): the test's own,
+    or, for a test marked ``module_gateway``, the one its module shares."""
+    if _shares_module_gateway(request):
+        return request.getfixturevalue("module_gateway").server
     return gateway_factory()
 
 

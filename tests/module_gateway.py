@@ -11,7 +11,7 @@ settings can share one. Before each test, ``prepare_for_next_test``:
    waits for the gateway's next report, so that the cluster's totals count it again.
 
 A test that changes the gateway itself (stops it, kills it, changes its settings, reads its
-process-wide counters) starts a gateway of its own with ``gateway_factory`` instead.
+process-wide counters or its log) starts a gateway of its own with ``gateway_factory`` instead.
 """
 
 from __future__ import annotations

@@ -67,6 +67,7 @@ def test_health_needs_no_key(lenient_gateway: GatewayServer):
     assert response.json()["status"] == "ok"
 
 
+@pytest.mark.module_gateway
 def test_key_works_as_header_or_bearer(gateway: GatewayServer):
     assert call(gateway, "GET", "/status", headers={"X-API-Key": "test-key"}).status_code == 200
     assert call(gateway, "GET", "/status", headers={"Authorization": "Bearer test-key"}).status_code == 200
@@ -78,6 +79,7 @@ def test_key_works_as_header_or_bearer(gateway: GatewayServer):
         assert stream.next(10).event == "connected"
 
 
+@pytest.mark.module_gateway
 def test_token_opens_the_stream_in_the_query_or_as_the_cookie(gateway: GatewayServer):
     with requests.Session() as browser:
         issued = browser.post(gateway.url + API + "/token", headers=gateway.headers(), timeout=10)
@@ -179,6 +181,7 @@ def test_keys_and_tokens_never_reach_the_log(gateway: GatewayServer):
         assert secret not in log, f"{secret!r} appears in the gateway log"
 
 
+@pytest.mark.module_gateway
 def test_a_token_does_not_carry_a_bare_hash_of_the_key(gateway: GatewayServer):
     """Regression: the token's readable payload held sha256(key)[:16], open to offline guessing."""
     import base64

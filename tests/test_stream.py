@@ -18,19 +18,9 @@ from shared.realtime import RealTimeEvent
 from tests.sse_client import SSEClient
 
 KEY = {"X-API-Key": "test-key"}
-
-
-@pytest.fixture
-def redis_url(module_database: str) -> str:
-    """This module's tests run on the database of its shared gateway, emptied before each test."""
-    return module_database
-
-
-@pytest.fixture
-def gateway(module_gateway):
-    """The gateway this module's tests share (tests/module_gateway.py); a test that changes its
-    settings, stops it or reads its process-wide counters starts its own with gateway_factory."""
-    return module_gateway.server
+# One gateway for the module's tests that run with the default settings (tests/module_gateway.py);
+# a test that changes its settings, stops it or reads its process-wide counters starts its own.
+pytestmark = pytest.mark.module_gateway
 
 
 def ev(event_type: str, ident: str, action: str = "updated", **data) -> RealTimeEvent:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -42,11 +43,13 @@ def value(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
+@pytest.mark.module_gateway
 def test_metrics_need_a_key(gateway):
     assert requests.get(gateway.url + "/metrics", timeout=5).status_code == 401
     assert requests.get(gateway.url + "/metrics", headers={"X-API-Key": "wrong"}, timeout=5).status_code == 401
 
 
+@pytest.mark.module_gateway
 def test_every_family_is_exposed_with_its_type(gateway, migrated):
     response = requests.get(gateway.url + "/metrics", headers=gateway.headers(), timeout=5)
     families = {f.name: f.type for f in text_string_to_metric_families(response.text)}
@@ -56,6 +59,7 @@ def test_every_family_is_exposed_with_its_type(gateway, migrated):
         assert families.get(name) == kind, f"{name}: {families.get(name)}"
 
 
+@pytest.mark.module_gateway
 def test_a_test_event_counts_once_published_and_once_delivered_per_client(gateway):
     before = scrape(gateway.url)
     streams = [SSEClient(gateway.url + "/api/realtime/events?channels=listings", gateway.headers()) for _ in range(3)]
@@ -101,6 +105,7 @@ def test_one_scrape_of_either_worker_counts_every_workers_streams(gateway_factor
             stream.close()
 
 
+@pytest.mark.module_gateway
 def test_resumes_and_resets_are_counted(gateway):
     before = scrape(gateway.url)
     stream = SSEClient(gateway.url + "/api/realtime/events", {**gateway.headers(), "Last-Event-ID": "nonsense"})
@@ -112,6 +117,7 @@ def test_resumes_and_resets_are_counted(gateway):
              == value(before, "rakuda_sse_resumes_total", result="reset") + 1, what="a reset counted")
 
 
+@pytest.mark.module_gateway
 def test_webhook_outcomes_are_counted_by_provider(gateway):
     before = scrape(gateway.url)
     requests.post(gateway.url + "/api/webhooks/joom", data=b"{}", timeout=5)  # not configured: 503 -> failed
