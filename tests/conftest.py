@@ -21,6 +21,7 @@ import redis
 
 from shared.config import Settings
 from shared.event_bus import EventBus
+from tests import ordering
 from tests.fixtures import private_redis  # noqa: F401 - a fixture, found by pytest through this module
 from tests.module_gateway import ModuleGateway
 from tests.servers import GatewayServer
@@ -29,6 +30,14 @@ REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
 # Databases 1..15 are handed out to tests; database 0 holds only the allocation locks,
 # so that concurrent test runs (and xdist workers) on one machine never share a database.
 _LOCK_PREFIX = "rakuda:test:dblock:"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    ordering.register(config)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    ordering.longest_first(config, items)  # with xdist, the longest tests start first
 
 
 @contextmanager
