@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
+from celery.signals import task_postrun
 
+from shared import task_names
 from shared.config import Settings
 from shared.constants import HISTORY_STREAM
 from shared.models import Listing, ListingStatus, Marketplace, PriceSetting, Product, ProductSource
@@ -24,6 +26,7 @@ from tasks.runtime import Runtime
 from tasks.schema import upgrade
 from tests.fixtures import postgres_schema, price_setting_rows
 from tests.pipeline.fakes import FakeMarketplace, FakeSupplier
+from tests.waiting import eventually
 
 
 def published_events(client: redis.Redis, event_type: str | None = None) -> list[dict[str, Any]]:
@@ -101,6 +104,27 @@ def worker(celery_app):
     with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=10,
                       loglevel="WARNING") as w:
         yield w
+
+
+@pytest.fixture
+def tasks_done(celery_app, worker) -> Iterator[Callable[[], None]]:
+    """``tasks_done()``: send a marker task and return once the worker has run it. The worker runs
+    one task at a time, in the order sent, so every task sent before the marker has run by then
+    (a retry that waits for its countdown is sent again, after the marker: wait for it by its effect)."""
+    finished: set[str] = set()
+
+    def record(task_id: str | None = None, **_: Any) -> None:
+        if task_id:
+            finished.add(task_id)
+
+    task_postrun.connect(record, weak=False)
+
+    def wait() -> None:
+        marker = celery_app.send_task(task_names.INVENTORY_CHECK_BATCH, args=[[]])  # checks nothing
+        eventually(lambda: marker.id in finished, what="the marker task")
+
+    yield wait
+    task_postrun.disconnect(record)
 
 
 @pytest.fixture

@@ -72,14 +72,14 @@ def test_purchase_price_change_at_threshold_emits_price_change_below_it_does_not
         str(at_threshold), 10000, 11000, "JPY")
 
 
-def test_checking_twice_changes_and_announces_once(runtime, celery_app, worker, catalogue, supplier, bus_redis):
+def test_checking_twice_changes_and_announces_once(runtime, celery_app, worker, catalogue, supplier, bus_redis,
+                                                   tasks_done):
     (product_id,) = catalogue(1, listed=False)
     supplier.items[("MERCARI", products(runtime, [product_id])[product_id].source_item_id)]["available"] = False
     for _ in range(3):
         celery_app.send_task(task_names.INVENTORY_CHECK_BATCH, args=[[product_id]])
     eventually(lambda: len(supplier.calls("GET")) == 3, what="three checks")
-    eventually(lambda: published_events(bus_redis))
-    time.sleep(0.3)
+    tasks_done()  # all three checks have run
     assert len(published_events(bus_redis, "INVENTORY_CHANGE")) == 1
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 
 from sqlalchemy import select, update
@@ -24,7 +23,7 @@ def history(runtime):
 
 
 def test_price_sync_reprices_moved_listings_records_history_and_emits_price_change(
-        runtime, celery_app, worker, catalogue, marketplace, bus_redis):
+        runtime, celery_app, worker, catalogue, marketplace, bus_redis, tasks_done):
     (product_id,) = catalogue(1, price_jpy=10000, weight=500)
     # eBay's listing already sits within 1 % of its computed price (122.85): left alone.
     with runtime.db.transaction() as session:
@@ -43,7 +42,8 @@ def test_price_sync_reprices_moved_listings_records_history_and_emits_price_chan
     assert (data["oldPrice"], data["newPrice"], data["currency"]) == ("100.00", "124.20", "USD")
 
     celery_app.send_task(task_names.PRICE_SYNC)  # nothing moved since: no second change
-    time.sleep(1.0)
+    tasks_done()  # the sweep has run, and queued its batches before the next marker
+    tasks_done()  # the batches have run
     assert len(history(runtime)) == 1 and len(published_events(bus_redis, "PRICE_CHANGE")) == 1
 
 
@@ -61,11 +61,11 @@ def test_price_sync_refuses_a_setting_of_100_percent_and_reprices_the_other_mark
 
 
 def test_price_push_failure_is_retried_and_nothing_recorded_until_it_succeeds(
-        runtime, celery_app, worker, catalogue, marketplace, bus_redis):
+        runtime, celery_app, worker, catalogue, marketplace, bus_redis, tasks_done):
     catalogue(1)
     marketplace.unavailable = True
     celery_app.send_task(task_names.PRICE_SYNC)
     eventually(lambda: len(marketplace.calls("PUT")) == 6, what="3 attempts x 2 listings")
-    time.sleep(0.3)
+    tasks_done()  # the last attempt has run to its end
     assert history(runtime) == [] and published_events(bus_redis) == []
     assert set(prices(runtime).values()) == {Decimal("100.00")}
