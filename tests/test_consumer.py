@@ -67,8 +67,8 @@ def test_an_entry_is_acked_only_after_the_handler_and_a_dead_members_entries_are
     survivor = Consumer(client, settings, "g", lambda e: got.append(e.payload.id), name="survivor")
     survivor.handle(survivor.poll(block_ms=50))
     assert got == []  # not idle long enough yet
-    time.sleep(0.7)
-    survivor.handle(survivor.poll(block_ms=50))
+    # Idle for CONSUMER_CLAIM_AFTER (0.5 s): the survivor claims them at its next poll.
+    eventually(lambda: survivor.handle(survivor.poll(block_ms=50)) or got, timeout=5, what="the claim")
     assert got == ["0", "1", "2", "3", "4"]
     assert redis_client.xpending(HISTORY_STREAM, "g")["pending"] == 0
     # A restarted member with its old name takes back its own pending entries first.
