@@ -93,7 +93,7 @@ def test_reconnect_storm_after_restart_resumes_every_stream_without_reset_or_los
         published: list[str] = []
         publisher = threading.Thread(target=publish_steadily, args=(bus, stop_publishing, published), daemon=True)
         publisher.start()
-        time.sleep(2)
+        time.sleep(1)  # events before the restart
         connects_before = sum(d.connects for d in dashboards)
         old.stop()  # SIGTERM to the master: every stream ends
         new = GatewayServer(dict(old.env), port=old.port).start()
@@ -101,7 +101,7 @@ def test_reconnect_storm_after_restart_resumes_every_stream_without_reset_or_los
         while time.time() < deadline and sum(d.connects for d in dashboards) < connects_before + CLIENTS:
             time.sleep(0.2)
         assert sum(d.connects for d in dashboards) >= connects_before + CLIENTS, "not every stream came back"
-        time.sleep(2)
+        time.sleep(1)  # and events after it
         stop_publishing.set()
         publisher.join(10)
         wanted = set(published)
