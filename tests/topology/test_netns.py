@@ -22,7 +22,9 @@ from tests.topology.hosts import HEARTBEAT_MS, KEY, SEND_TIMEOUT_MS, Deployment,
 from tests.topology.netns import netns_unavailable
 
 _why_not = netns_unavailable()
-pytestmark = [pytest.mark.slow, pytest.mark.topology, pytest.mark.skipif(_why_not is not None, reason=str(_why_not))]
+# One worker runs the module (pytest-xdist, --dist loadgroup), so the topology is built once.
+pytestmark = [pytest.mark.slow, pytest.mark.topology, pytest.mark.xdist_group("netns"),
+              pytest.mark.skipif(_why_not is not None, reason=str(_why_not))]
 
 REDIS_PORT = 6379
 NOT_PUBLISHED = "committed but not published"
