@@ -26,6 +26,7 @@ from tasks.runtime import Runtime
 from tasks.schema import upgrade
 from tests.fixtures import postgres_schema, price_setting_rows
 from tests.pipeline.fakes import FakeMarketplace, FakeSupplier
+from tests.servers import RedisServer
 from tests.waiting import eventually
 
 
@@ -125,6 +126,41 @@ def tasks_done(celery_app, worker) -> Iterator[Callable[[], None]]:
 
     yield wait
     task_postrun.disconnect(record)
+
+
+@pytest.fixture
+def publish_many_calls(runtime: Runtime) -> list[tuple[str, int]]:
+    """(channel, number of events) of each ``publish_many`` the runtime's bus makes from now on."""
+    calls: list[tuple[str, int]] = []
+    real = runtime.bus.publish_many
+
+    def counting(channel, events):
+        events = list(events)
+        calls.append((channel, len(events)))
+        return real(channel, events)
+
+    runtime.bus.publish_many = counting  # type: ignore[method-assign]
+    return calls
+
+
+@pytest.fixture
+def stoppable_bus(app_settings: Settings, private_redis: RedisServer) -> Iterator[tuple[Runtime, Any]]:
+    """A runtime and its Celery app whose event bus is ``private_redis`` (the test may stop and start
+    it), the broker staying on the test's database."""
+    settings = app_settings.replace(redis_url=private_redis.url, celery_broker_url=app_settings.redis_url)
+    rt = Runtime(settings)
+    app = create_celery(settings, runtime=rt)
+    rt.bus.redis.ping()
+    yield rt, app
+    rt.reset()
+    app.close()
+
+
+def run_relay(app, relayed: Callable[[], Any]) -> Any:
+    """Run the outbox relay task on a worker of ``app``; what ``relayed()`` returns once true."""
+    with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
+        app.send_task(task_names.OUTBOX_RELAY)
+        return eventually(relayed, what="the relay")
 
 
 @pytest.fixture
