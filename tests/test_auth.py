@@ -10,6 +10,7 @@ from itsdangerous import URLSafeTimedSerializer
 
 from tests.servers import GatewayServer
 from tests.sse_client import SSEClient
+from tests.waiting import eventually
 
 API = "/api/realtime"
 PROTECTED = [("GET", "/status"), ("GET", "/stats"), ("GET", "/connections"), ("POST", "/test"), ("GET", "/events")]
@@ -170,12 +171,8 @@ def test_keys_and_tokens_never_reach_the_log(gateway: GatewayServer):
     assert call(gateway, "GET", "/status", headers={"Authorization": "Bearer test-key"}).status_code == 200
 
     # The stream's access-log line is written once the server has seen the client leave.
-    deadline = time.time() + 10
-    log = gateway.read_log()
-    while log.count(f"{API}/events") < 2 and time.time() < deadline:
-        time.sleep(0.1)
-        log = gateway.read_log()
-    assert log.count(f"{API}/events") >= 2, log
+    log = eventually(lambda: (text := gateway.read_log()).count(f"{API}/events") >= 2 and text, timeout=10,
+                     what="both streams' access-log lines")
     assert f"{API}/status" in log
     for secret in ["test-key", "test-secret", token, token[:20], wrong]:
         assert secret not in log, f"{secret!r} appears in the gateway log"

@@ -16,6 +16,7 @@ from shared.constants import HISTORY_EPOCH
 from shared.event_bus import EventBus
 from shared.realtime import RealTimeEvent
 from tests.sse_client import SSEClient
+from tests.waiting import eventually
 
 KEY = {"X-API-Key": "test-key"}
 # One gateway for the module's tests that run with the default settings (tests/module_gateway.py);
@@ -209,14 +210,15 @@ def test_resume_with_query_parameter_for_clients_without_headers(gateway, bus):
 def test_id_never_skips_an_event_waiting_in_another_window(gateway_factory, bus):
     """An order leaves while a price change still waits: resuming from the order's id gets it."""
     gateway = gateway_factory(SSE_DEBOUNCE_WINDOW="1500")
-    with stream(gateway, "?channels=orders,pricing") as client:
-        bus.publish("orders", ev("ORDER_RECEIVED", "o-1", "created"))
-        time.sleep(0.5)
-        bus.publish("pricing", ev("PRICE_CHANGE", "l-1"))
-        message = client.next_event(5)
-        assert message.event == "ORDER_RECEIVED"
-        last_id = message.id
-    time.sleep(1.5)  # the price change leaves while we are away
+    with stream(gateway, "?channels=pricing") as watcher:
+        with stream(gateway, "?channels=orders,pricing") as client:
+            bus.publish("orders", ev("ORDER_RECEIVED", "o-1", "created"))
+            time.sleep(0.5)
+            bus.publish("pricing", ev("PRICE_CHANGE", "l-1"))
+            message = client.next_event(5)
+            assert message.event == "ORDER_RECEIVED"
+            last_id = message.id
+        assert payload_ids(watcher.next_event(5)) == ["l-1"]  # the price change leaves while we are away
     with SSEClient(gateway.url + "/api/realtime/events?channels=orders,pricing",
                    {**KEY, "Last-Event-ID": last_id}) as client:
         assert client.next(5).json["resumed"] is True
@@ -320,8 +322,10 @@ def test_connections_lists_open_streams(gateway, bus):
     with stream(gateway, "?channels=orders") as client:
         bus.publish("orders", ev("ORDER_RECEIVED", "o-1", "created"))
         client.next_event(5)
-        time.sleep(0.5)  # a report interval
-        body = requests.get(gateway.url + "/api/realtime/connections", headers=KEY, timeout=5).json()
+        # Listed from the processes' reports (every REALTIME_REPORT_INTERVAL): after the event's.
+        body = eventually(lambda: (b := requests.get(gateway.url + "/api/realtime/connections", headers=KEY,
+                                                     timeout=5).json())["connections"]
+                          and b["connections"][0]["lastEventAt"] and b, timeout=5, what="the stream listed")
     (conn,) = body["connections"]
     assert conn["channels"] == ["orders"] and conn["bytesSent"] > 0
     assert conn["connectedAt"] and conn["lastEventAt"]
@@ -428,11 +432,7 @@ def test_a_client_whose_socket_takes_nothing_is_dropped_after_the_send_timeout(g
     stuck = never_reading_stream(gateway)
     blob = "x" * 20000
     bus.publish_many("listings", [ev("LISTING_UPDATE", f"l-{i}", blob=blob) for i in range(400)])  # ~8 MB
-    deadline = time.time() + 8
-    dropped = 0
-    while time.time() < deadline and not dropped:
-        time.sleep(0.2)
-        dropped = requests.get(gateway.url + "/api/realtime/stats", headers=KEY, timeout=5).json()[
-            "slowClientsDropped"]
+    dropped = eventually(lambda: requests.get(gateway.url + "/api/realtime/stats", headers=KEY, timeout=5).json()[
+        "slowClientsDropped"], timeout=8, interval=0.2, what="the stuck client dropped")
     stuck.close()
     assert dropped == 1

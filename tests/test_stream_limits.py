@@ -110,15 +110,11 @@ def test_open_streams_per_key_are_limited_across_processes_and_tokens_count(gate
         other.close()
         # A stream that ends gives its place back.
         streams.pop().close()
-        deadline = time.time() + 5
-        while True:
-            response = requests.get(server.url + EVENTS, headers=KEY, timeout=10, stream=True)
-            status = response.status_code
-            response.close()
-            if status == 200 or time.time() > deadline:
-                break
-            time.sleep(0.1)
-        assert status == 200
+        def opens() -> bool:
+            with requests.get(server.url + EVENTS, headers=KEY, timeout=10, stream=True) as response:
+                return response.status_code == 200
+
+        eventually(opens, timeout=5, interval=0.1, what="a stream of that key opening again")
     finally:
         for s in streams:
             s.close()

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from shared.models import Marketplace, Order, OrderStatus, Product
 from shared.realtime import RealTimeEvent
 from tests.browser.conftest import FAST_BACKOFF, ROOT, DashboardServer
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.browser
 
@@ -217,10 +218,8 @@ def stream_count(server: DashboardServer) -> int:
 
 
 def wait_for_streams(server: DashboardServer, expected: int, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while (count := stream_count(server)) != expected and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert count == expected, f"{count} open streams, expected {expected}"
+    eventually(lambda: stream_count(server) == expected, timeout=timeout, interval=0.1,
+               what=f"{expected} open streams")
 
 
 def test_eight_tabs_share_one_stream_and_hand_it_over_when_its_tab_closes(chromium, dashboard, catalogue, bus):
