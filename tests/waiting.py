@@ -30,14 +30,3 @@ def eventually(predicate: Callable[[], T], timeout: float = 15.0, interval: floa
             raise AssertionError(f"not true within {timeout}s: {what or predicate} (last: {value!r})")
         time.sleep(interval)
 
-
-def stays(predicate: Callable[[], object], seconds: float, interval: float = 0.05, what: str = "") -> None:
-    """``predicate`` holds at every poll for ``seconds``: for promises that are about a duration
-    (a block that lasts, a rate that is not exceeded), where no event marks the end of the wait."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = predicate()
-        assert value, f"stopped holding before {seconds}s were over: {what or predicate} (last: {value!r})"
-        if time.monotonic() >= deadline:
-            return
-        time.sleep(interval)
