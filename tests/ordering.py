@@ -1,10 +1,11 @@
 """The longest modules first, so that parallel workers (pytest-xdist) finish together.
 
-Workers take tests from one queue in collection order. A minute-long test taken last keeps the
-run going for a minute after the others are done; taken first, the short ones fill the other
-workers meanwhile. The order: modules by the time their tests took in the last run (kept in pytest's cache,
-``.pytest_cache``), longest first; without a record, a test marked ``slow`` counts 5 s. Every worker
-sorts the same collection with the same record, so all of them agree on the order.
+Workers take modules (``--dist loadscope``) from one queue in collection order. A minute-long
+module taken last keeps the run going for a minute after the others are done; taken first, the
+short ones fill the other workers meanwhile. The order: modules by the time their tests took in
+the last run (kept in pytest's cache, ``.pytest_cache``), longest first; without a record, a test
+marked ``slow`` counts 5 s. Every worker sorts the same collection with the same record, so all of
+them agree on the order.
 """
 
 from __future__ import annotations
@@ -26,8 +27,7 @@ def longest_first(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         guess = UNRECORDED_SLOW_S if item.get_closest_marker("slow") is not None else 0.0
         modules[item.location[0]] = modules.get(item.location[0], 0.0) + known.get(item.nodeid, guess)
-    # Whole modules, the longest first; a module's tests stay together and in their order, so that
-    # a module-scoped fixture (a shared gateway, a network topology) is set up once per worker.
+    # Whole modules, the longest first; a module's tests stay together and in their order.
     items.sort(key=lambda item: -modules[item.location[0]])  # stable: collection order among equals
 
 

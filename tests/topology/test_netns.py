@@ -23,9 +23,7 @@ from tests.topology.netns import netns_unavailable
 from tests.waiting import eventually
 
 _why_not = netns_unavailable()
-# One worker runs the module (pytest-xdist, --dist loadgroup), so the topology is built once.
-pytestmark = [pytest.mark.slow, pytest.mark.topology, pytest.mark.xdist_group("netns"),
-              pytest.mark.skipif(_why_not is not None, reason=str(_why_not))]
+pytestmark = [pytest.mark.slow, pytest.mark.topology, pytest.mark.skipif(_why_not is not None, reason=str(_why_not))]
 
 REDIS_PORT = 6379
 NOT_PUBLISHED = "committed but not published"
