@@ -3,7 +3,7 @@
 Speed is not asserted here (that is what the full run in docs/benchmarks.md is for); what is
 asserted is that each system was started, loaded, measured and stopped, and that every
 message the harness expected was counted. The scenarios run in four groups, each a run of its
-own, so that the groups may run side by side on the suite's workers.
+own, so that a failure names its group and no run is longer than about 20 s.
 """
 
 from __future__ import annotations
