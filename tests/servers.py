@@ -86,9 +86,11 @@ class GatewayServer:
             time.sleep(0.05)
         raise TimeoutError(f"gateway on {self.port} not healthy; log:\n{self.read_log()}")
 
-    def stop(self) -> None:
+    def stop(self, graceful: bool = True) -> None:
+        """SIGTERM, gunicorn's graceful stop; or SIGQUIT, its quick one (a fixture's clean-up, where
+        nothing is watched any more), which waits for the workers too but not for their last beat."""
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signal.SIGTERM if graceful else signal.SIGQUIT)
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:

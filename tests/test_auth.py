@@ -10,6 +10,7 @@ from itsdangerous import URLSafeTimedSerializer
 
 from tests.servers import GatewayServer
 from tests.sse_client import SSEClient
+from tests.waiting import eventually
 
 API = "/api/realtime"
 PROTECTED = [("GET", "/status"), ("GET", "/stats"), ("GET", "/connections"), ("POST", "/test"), ("GET", "/events")]
@@ -67,6 +68,7 @@ def test_health_needs_no_key(lenient_gateway: GatewayServer):
     assert response.json()["status"] == "ok"
 
 
+@pytest.mark.module_gateway
 def test_key_works_as_header_or_bearer(gateway: GatewayServer):
     assert call(gateway, "GET", "/status", headers={"X-API-Key": "test-key"}).status_code == 200
     assert call(gateway, "GET", "/status", headers={"Authorization": "Bearer test-key"}).status_code == 200
@@ -78,6 +80,7 @@ def test_key_works_as_header_or_bearer(gateway: GatewayServer):
         assert stream.next(10).event == "connected"
 
 
+@pytest.mark.module_gateway
 def test_token_opens_the_stream_in_the_query_or_as_the_cookie(gateway: GatewayServer):
     with requests.Session() as browser:
         issued = browser.post(gateway.url + API + "/token", headers=gateway.headers(), timeout=10)
@@ -168,17 +171,14 @@ def test_keys_and_tokens_never_reach_the_log(gateway: GatewayServer):
     assert call(gateway, "GET", "/status", headers={"Authorization": "Bearer test-key"}).status_code == 200
 
     # The stream's access-log line is written once the server has seen the client leave.
-    deadline = time.time() + 10
-    log = gateway.read_log()
-    while log.count(f"{API}/events") < 2 and time.time() < deadline:
-        time.sleep(0.1)
-        log = gateway.read_log()
-    assert log.count(f"{API}/events") >= 2, log
+    log = eventually(lambda: (text := gateway.read_log()).count(f"{API}/events") >= 2 and text, timeout=10,
+                     what="both streams' access-log lines")
     assert f"{API}/status" in log
     for secret in ["test-key", "test-secret", token, token[:20], wrong]:
         assert secret not in log, f"{secret!r} appears in the gateway log"
 
 
+@pytest.mark.module_gateway
 def test_a_token_does_not_carry_a_bare_hash_of_the_key(gateway: GatewayServer):
     """Regression: the token's readable payload held sha256(key)[:16], open to offline guessing."""
     import base64

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -21,6 +22,7 @@ from shared.event_bus import EventBus
 from shared.realtime import RealTimeEvent
 from tests.servers import GatewayServer
 from tests.sse_client import SSEClient
+from tests.waiting import eventually
 
 API = "/api/realtime"
 ORDERS = EVENT_CHANNELS["ORDERS"]
@@ -33,13 +35,17 @@ def get_json(server: GatewayServer, path: str) -> dict:
 
 
 def poll(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 3.0) -> Any:
-    """``read()`` until ``done(value)``, for up to ``timeout`` s (processes report every 0.2 s)."""
-    deadline = time.time() + timeout
-    value = read()
-    while not done(value) and time.time() < deadline:
-        time.sleep(0.1)
-        value = read()
-    return value
+    """``read()`` until ``done(value)``, for up to ``timeout`` s (processes report every 0.2 s); the
+    last value read, which the caller's assertions then describe if it never got there."""
+    last: list[Any] = []
+
+    def reads_done() -> bool:
+        last[:] = [read()]
+        return done(last[0])
+
+    with contextlib.suppress(AssertionError):
+        eventually(reads_done, timeout=timeout, interval=0.1)
+    return last[0]
 
 
 def open_stream(server: GatewayServer, channels: str = "orders") -> tuple[SSEClient, dict]:

@@ -12,7 +12,7 @@ from shared.constants import HISTORY_STREAM
 from shared.consumer import Consumer, dead_key, group_status
 from shared.event_bus import EventBus
 from shared.realtime import RealTimeEvent
-from tests.notify.receivers import wait_until
+from tests.waiting import eventually
 
 
 def order(n: int) -> RealTimeEvent:
@@ -31,7 +31,8 @@ def test_two_groups_each_see_every_event_and_members_of_one_group_share(bus: Eve
     consumers.append(bus.consumer("b", lambda e: seen["b"].append(e.payload.id), name="b"))
     threads = [run_in_thread(c) for c in consumers]
     ids = bus.publish_many("orders", [order(i) for i in range(300)])
-    wait_until(lambda: len(seen["b"]) == 300 and len(seen["a1"]) + len(seen["a2"]) == 300, 30, "both groups")
+    eventually(lambda: len(seen["b"]) == 300 and len(seen["a1"]) + len(seen["a2"]) == 300, timeout=30,
+               what="both groups")
     for c in consumers:
         c.stop()
     for t in threads:
@@ -66,8 +67,8 @@ def test_an_entry_is_acked_only_after_the_handler_and_a_dead_members_entries_are
     survivor = Consumer(client, settings, "g", lambda e: got.append(e.payload.id), name="survivor")
     survivor.handle(survivor.poll(block_ms=50))
     assert got == []  # not idle long enough yet
-    time.sleep(0.7)
-    survivor.handle(survivor.poll(block_ms=50))
+    # Idle for CONSUMER_CLAIM_AFTER (0.5 s): the survivor claims them at its next poll.
+    eventually(lambda: survivor.handle(survivor.poll(block_ms=50)) or got, timeout=5, what="the claim")
     assert got == ["0", "1", "2", "3", "4"]
     assert redis_client.xpending(HISTORY_STREAM, "g")["pending"] == 0
     # A restarted member with its old name takes back its own pending entries first.

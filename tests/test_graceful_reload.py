@@ -15,7 +15,8 @@ import time
 
 import requests
 
-from tests.test_resume_storm import CLIENTS, KEY, Dashboard, publish_steadily
+from tests.test_resume_storm import CLIENTS, KEY, Dashboard, publish_steadily, wait_until_seen
+from tests.waiting import eventually
 
 
 def probe_connects(port: int, stop: threading.Event, refused: list[float]) -> None:
@@ -62,28 +63,22 @@ def test_sighup_reload_hands_every_stream_to_new_workers_without_refusal_or_loss
         connects_before = sum(d.connects for d in dashboards)
         assert gateway.proc is not None
         gateway.proc.send_signal(signal.SIGHUP)
-        deadline = time.time() + 60
-        while time.time() < deadline and sum(d.connects for d in dashboards) < connects_before + len(dashboards):
-            time.sleep(0.2)
-        assert sum(d.connects for d in dashboards) >= connects_before + len(dashboards), "streams not handed over"
+        eventually(lambda: sum(d.connects for d in dashboards) >= connects_before + len(dashboards), timeout=60,
+                   interval=0.2, what="every stream handed over")
         time.sleep(1)
         stop_publishing.set()
         stop_probe.set()
         probe.join(5)
         wanted = set(published)
-        deadline = time.time() + 30
-        while time.time() < deadline and any(not wanted <= set(d.seen) for d in dashboards):
-            time.sleep(0.5)
+        wait_until_seen(dashboards, wanted, timeout=30)
         assert not refused, f"{len(refused)} connects refused during the reload"
         assert not any(d.refusals for d in dashboards), "a stream was answered with an error status"
         assert sum(d.resets for d in dashboards) == 0
         assert sum(len(wanted - set(d.seen)) for d in dashboards) == 0
         old_ids = {p for p in old_processes}
         assert not {d.process for d in dashboards} & old_ids, "a stream was served by the old worker"
-        deadline = time.time() + 10
-        while time.time() < deadline and any(alive(pid) for pid in old_pids):
-            time.sleep(0.2)
-        assert not any(alive(pid) for pid in old_pids), "the old worker did not exit"
+        eventually(lambda: not any(alive(pid) for pid in old_pids), timeout=10, interval=0.2,
+                   what="the old worker to exit")
     finally:
         stop_clients.set()
         stop_publishing.set()

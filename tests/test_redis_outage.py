@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -23,15 +21,6 @@ ORDERS = EVENT_CHANNELS["ORDERS"]
 PUBLISHER = "test-publisher"
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def private_redis() -> Iterator[RedisServer]:
-    """A redis-server of this test's own, on a fixed port, that it may stop and start."""
-    server = RedisServer().start()
-    yield server
-    server.stop()
-    shutil.rmtree(server.dir, ignore_errors=True)
 
 
 def new_order() -> RealTimeEvent:

@@ -7,6 +7,7 @@ one resume check per client through that pool, this test sees hundreds of resets
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -14,6 +15,7 @@ import time
 from shared.realtime import RealTimeEvent
 from tests.servers import GatewayServer
 from tests.sse_client import SSEClient
+from tests.waiting import eventually
 
 KEY = {"X-API-Key": "test-key"}
 CLIENTS = 300
@@ -65,6 +67,13 @@ class Dashboard(threading.Thread):
             time.sleep(random.uniform(0.1, 0.6))  # the retry: a browser waits before it reconnects
 
 
+def wait_until_seen(dashboards: list[Dashboard], wanted: set[str], timeout: float) -> None:
+    """Until every dashboard has seen every one of ``wanted``, or ``timeout``: the assertions that
+    follow say what is missing."""
+    with contextlib.suppress(AssertionError):
+        eventually(lambda: all(wanted <= set(d.seen) for d in dashboards), timeout=timeout, interval=0.5)
+
+
 def publish_steadily(bus, stop: threading.Event, published: list[str]) -> None:
     i = 0
     while not stop.is_set():
@@ -93,21 +102,17 @@ def test_reconnect_storm_after_restart_resumes_every_stream_without_reset_or_los
         published: list[str] = []
         publisher = threading.Thread(target=publish_steadily, args=(bus, stop_publishing, published), daemon=True)
         publisher.start()
-        time.sleep(2)
+        time.sleep(1)  # events before the restart
         connects_before = sum(d.connects for d in dashboards)
         old.stop()  # SIGTERM to the master: every stream ends
         new = GatewayServer(dict(old.env), port=old.port).start()
-        deadline = time.time() + 90
-        while time.time() < deadline and sum(d.connects for d in dashboards) < connects_before + CLIENTS:
-            time.sleep(0.2)
-        assert sum(d.connects for d in dashboards) >= connects_before + CLIENTS, "not every stream came back"
-        time.sleep(2)
+        eventually(lambda: sum(d.connects for d in dashboards) >= connects_before + CLIENTS, timeout=90,
+                   interval=0.2, what="every stream back")
+        time.sleep(1)  # and events after it
         stop_publishing.set()
         publisher.join(10)
         wanted = set(published)
-        deadline = time.time() + 60
-        while time.time() < deadline and any(not wanted <= set(d.seen) for d in dashboards):
-            time.sleep(0.5)
+        wait_until_seen(dashboards, wanted, timeout=60)
         resets = sum(d.resets for d in dashboards)
         lost = sum(len(wanted - set(d.seen)) for d in dashboards)
         log = new.read_log()

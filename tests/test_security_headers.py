@@ -6,6 +6,7 @@ import pytest
 import requests
 
 
+@pytest.mark.module_gateway
 @pytest.mark.parametrize("path", ["/", "/orders/1", "/api/docs", "/api/health", "/api/openapi.json"])
 def test_every_answer_has_the_security_headers(gateway, path):
     headers = requests.get(gateway.url + path, timeout=5).headers
@@ -23,6 +24,7 @@ def test_the_stream_token_cookie_is_secure_in_production_even_behind_plain_http(
     assert "Secure" in cookie and "HttpOnly" in cookie
 
 
+@pytest.mark.module_gateway
 def test_the_cookie_is_not_forced_secure_in_development(gateway):
     cookie = requests.post(gateway.url + "/api/realtime/token", headers=gateway.headers(),
                            timeout=5).headers["Set-Cookie"]

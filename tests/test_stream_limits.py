@@ -10,6 +10,7 @@ import requests
 from shared.constants import HISTORY_EPOCH
 from shared.realtime import RealTimeEvent
 from tests.sse_client import SSEClient
+from tests.waiting import eventually
 
 EVENTS = "/api/realtime/events"
 KEY = {"X-API-Key": "test-key"}
@@ -48,34 +49,48 @@ def opened(server, headers: dict[str, str], query: str = "") -> SSEClient:
     return client
 
 
+def read_until(client: SSEClient, payload_id: str) -> list:
+    """The messages other than heartbeats up to the one carrying ``payload_id`` (inclusive)."""
+    got = []
+    while True:
+        message = client.next_event(10)
+        got.append(message)
+        if payload_id in [e["payload"]["id"] for e in message.json.get("events", [])]:
+            return got
+
+
 def test_a_resume_too_far_behind_gets_reset_not_a_replay(gateway_factory, bus, redis_url):
     server = gateway_factory(REALTIME_REPLAY_MAX_EVENTS="50")
-    first = bus.publish("listings", ev("first"))
-    ids = bus.publish_many("listings", [ev(f"n-{i}") for i in range(80)])
-    assert ids and all(ids)
-    time.sleep(1)  # the debounce windows have passed: nothing is held to come live
+    with opened(server, KEY, "?channels=listings") as watcher:
+        first = bus.publish("listings", ev("first"))
+        ids = bus.publish_many("listings", [ev(f"n-{i}") for i in range(80)])
+        assert ids and all(ids)
+        read_until(watcher, "n-79")  # the debounce windows have passed: nothing is held to come live
 
     # 80 events behind (the history still holds them all): reset, and nothing replayed.
     with SSEClient(server.url + EVENTS, {**KEY, "Last-Event-ID": cursor(redis_url, first)}) as client:
         assert client.next(5).json["resumed"] is False
         reset = client.next(5)
         assert reset.event == "reset" and "REALTIME_REPLAY_MAX_EVENTS" in reset.json["reason"]
-        assert all(m.event in ("heartbeat",) for m in client.collect(1.5))
+        bus.publish("listings", ev("marker"))  # published after the reset: the first event to come
+        got = read_until(client, "marker")
+        assert [(m.event, [e["payload"]["id"] for e in m.json["events"]]) for m in got] == [
+            ("LISTING_UPDATE", ["marker"])]
     # A made-up cursor at the start of the history is no way round it.
     epoch = cursor(redis_url, "0-0")
     with SSEClient(server.url + EVENTS, {**KEY, "Last-Event-ID": epoch}) as client:
         assert client.next(5).json["resumed"] is False
         assert client.next(5).event == "reset"
-    # 30 behind: within the bound, replayed in full.
+    # 31 behind (n-50 .. n-79 and the marker): within the bound, replayed in full.
     with SSEClient(server.url + EVENTS, {**KEY, "Last-Event-ID": cursor(redis_url, ids[49])}) as client:
         assert client.next(5).json["resumed"] is True
         replayed = []
-        while len(replayed) < 30:
+        while len(replayed) < 31:
             message = client.next_event(5)
             replayed += [e["payload"]["id"] for e in message.json["events"]]
-        assert replayed == [f"n-{i}" for i in range(50, 80)]
-    # Exactly at the bound still replays.
-    with SSEClient(server.url + EVENTS, {**KEY, "Last-Event-ID": cursor(redis_url, ids[29])}) as client:
+        assert replayed == [f"n-{i}" for i in range(50, 80)] + ["marker"]
+    # Exactly at the bound (n-31 .. n-79 and the marker: 50) still replays.
+    with SSEClient(server.url + EVENTS, {**KEY, "Last-Event-ID": cursor(redis_url, ids[30])}) as client:
         assert client.next(5).json["resumed"] is True
 
 
@@ -84,8 +99,9 @@ def test_open_streams_per_key_are_limited_across_processes_and_tokens_count(gate
     token = requests.post(server.url + "/api/realtime/token", headers=KEY, timeout=10).json()["token"]
     streams = [opened(server, KEY) for _ in range(2)] + [opened(server, {}, f"?token={token}")]
     try:
-        processes = requests.get(server.url + "/api/realtime/status", headers=KEY, timeout=10).json()
-        assert processes["activeConnections"] == 3
+        # The cluster's count is the sum of the processes' reports (every REALTIME_REPORT_INTERVAL).
+        eventually(lambda: requests.get(server.url + "/api/realtime/status", headers=KEY, timeout=10).json()[
+            "activeConnections"] == 3, timeout=5, what="3 streams in the cluster's count")
         assert refused(server, KEY)["limit"] == "SSE_MAX_STREAMS_PER_KEY"
         assert refused(server, {}, f"?token={token}")["limit"] == "SSE_MAX_STREAMS_PER_KEY"
         assert refused(server, {"Authorization": "Bearer test-key"})["limit"] == "SSE_MAX_STREAMS_PER_KEY"
@@ -94,15 +110,11 @@ def test_open_streams_per_key_are_limited_across_processes_and_tokens_count(gate
         other.close()
         # A stream that ends gives its place back.
         streams.pop().close()
-        deadline = time.time() + 5
-        while True:
-            response = requests.get(server.url + EVENTS, headers=KEY, timeout=10, stream=True)
-            status = response.status_code
-            response.close()
-            if status == 200 or time.time() > deadline:
-                break
-            time.sleep(0.1)
-        assert status == 200
+        def opens() -> bool:
+            with requests.get(server.url + EVENTS, headers=KEY, timeout=10, stream=True) as response:
+                return response.status_code == 200
+
+        eventually(opens, timeout=5, interval=0.1, what="a stream of that key opening again")
     finally:
         for s in streams:
             s.close()

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -29,11 +27,11 @@ from shared.models import (
     Product,
     ProductSource,
 )
+from tests.fixtures import postgres_schema
 from tests.servers import GatewayServer
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
-POSTGRES_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -65,20 +63,11 @@ class DashboardServer(GatewayServer):
 @pytest.fixture
 def database_url() -> Iterator[str]:
     """A PostgreSQL schema of its own, with every table, dropped after the test."""
-    schema = "dash_" + uuid.uuid4().hex[:12]
-    admin = create_engine(driver_url(POSTGRES_URL))
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{POSTGRES_URL}?options={quote(f'-csearch_path={schema}')}"
-    engine = create_engine(driver_url(url))
-    Base.metadata.create_all(engine)
-    engine.dispose()
-    try:
+    with postgres_schema("dash_") as url:
+        engine = create_engine(driver_url(url))
+        Base.metadata.create_all(engine)
+        engine.dispose()
         yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from shared.models import Marketplace, Order, OrderStatus, Product
 from shared.realtime import RealTimeEvent
 from tests.browser.conftest import FAST_BACKOFF, ROOT, DashboardServer
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.browser
 
@@ -99,16 +100,16 @@ def test_inventory_change_shows_a_toast_and_the_new_availability_without_reload(
     published = time.monotonic()
     toast = page.get_by_role("region", name="Notifications").get_by_role(
         "link", name=f"Inventory change: product {catalogue['lens']} updated")
-    expect(toast).to_be_visible(timeout=1_000)
+    expect(toast).to_be_visible(timeout=3_000)
     assert toast.evaluate("t => getComputedStyle(t).animationName") == "none", "prefers-reduced-motion ignored"
     expect(row).to_contain_text("Unavailable", timeout=3_000)
     assert page.evaluate("window.__sameDocument") is True, "the page was reloaded"
     page.screenshot(path=artifacts / "dashboard-toast.png")
 
-    # auto-dismissed after 5 s: still there well before, gone soon after
+    # auto-dismissed after 5 s: still there well before, gone soon after (a busy machine's margin)
     page.wait_for_timeout(max(0, 3.0 - (time.monotonic() - published)) * 1000)
     expect(toast).to_be_visible(timeout=0)
-    expect(toast).to_have_count(0, timeout=4_500)
+    expect(toast).to_have_count(0, timeout=6_000)
     assert time.monotonic() - published >= 4.5
 
 
@@ -217,10 +218,8 @@ def stream_count(server: DashboardServer) -> int:
 
 
 def wait_for_streams(server: DashboardServer, expected: int, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while (count := stream_count(server)) != expected and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert count == expected, f"{count} open streams, expected {expected}"
+    eventually(lambda: stream_count(server) == expected, timeout=timeout, interval=0.1,
+               what=f"{expected} open streams")
 
 
 def test_eight_tabs_share_one_stream_and_hand_it_over_when_its_tab_closes(chromium, dashboard, catalogue, bus):

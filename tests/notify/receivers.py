@@ -81,12 +81,3 @@ class Receiver:
     def bodies(self) -> list[Any]:
         with self.lock:
             return [r.json() for r in self.accepted]
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0, message: str = "condition") -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")

@@ -13,7 +13,8 @@ from standardwebhooks.webhooks import Webhook
 from shared.event_bus import EventBus
 from shared.realtime import RealTimeEvent
 from tests.notify.conftest import SECRET, NotifierProcess, notify_env
-from tests.notify.receivers import Answer, Received, Receiver, wait_until
+from tests.notify.receivers import Answer, Received, Receiver
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -26,6 +27,21 @@ def order(n: int) -> RealTimeEvent:
 def sold_out(n: int, available: bool = False) -> RealTimeEvent:
     return RealTimeEvent.create("INVENTORY_CHANGE", n, "updated",
                                 {"isAvailable": available, "title": f"Item {n}", "productId": n})
+
+
+MARKER = 999  # an order published after the ones under test: once every target has it, nothing
+# of the earlier ones is still on its way (each target is sent the stream's events in order)
+
+
+def after_the_marker(bus: EventBus, receivers: dict[str, Receiver]) -> None:
+    """Publish the marker order and wait until every target has been sent it."""
+    bus.publish("orders", order(MARKER))
+    eventually(lambda: all(any(f"E-{MARKER}" in json.dumps(b) for b in r.bodies()) for r in receivers.values()),
+               30, what="the marker order at every target")
+
+
+def without_marker(numbers: list[str]) -> list[str]:
+    return [n for n in numbers if n != f"E-{MARKER}"]
 
 
 def start(notifier_processes, env, redis_client, groups: int = 3) -> NotifierProcess:
@@ -41,7 +57,7 @@ def start(notifier_processes, env, redis_client, groups: int = 3) -> NotifierPro
         except Exception:
             return False
 
-    wait_until(ready, 30, "the notifier's consumer groups")
+    eventually(ready, timeout=30, what="the notifier's consumer groups")
     return proc
 
 
@@ -76,20 +92,20 @@ def test_every_target_gets_every_order_once_with_a_link_and_a_valid_signature(
         notifier_processes, receivers, redis_url, redis_client, bus: EventBus):
     start(notifier_processes, notify_env(redis_url, receivers), redis_client)
     ids = bus.publish_many("orders", [order(i) for i in range(5)])
-    wait_until(lambda: all(len(r.accepted) >= 5 for r in receivers.values()), 30, "5 deliveries per target")
-    time.sleep(1.0)
+    eventually(lambda: all(len(r.accepted) >= 5 for r in receivers.values()), 30, what="5 deliveries per target")
+    after_the_marker(bus, receivers)  # so that a sixth delivery of the five would have arrived by now
     discord, line, hook = (receivers[k] for k in ("discord", "line", "webhook"))
-    assert verified_ids(hook) == ids
-    assert [b["payload"]["id"] for b in hook.bodies()] == [str(i) for i in range(5)]
-    embeds = [b["embeds"][0] for b in discord.bodies()]
+    assert verified_ids(hook)[:-1] == ids
+    assert [b["payload"]["id"] for b in hook.bodies()] == [str(i) for i in range(5)] + [str(MARKER)]
+    embeds = [b["embeds"][0] for b in discord.bodies()[:-1]]
     assert [e["url"] for e in embeds] == [f"http://dash.example/orders/{i}" for i in range(5)]
-    line_bodies = line.bodies()
+    line_bodies = line.bodies()[:-1]
     assert all(r.headers["authorization"] == "Bearer line-token" for r in line.accepted)
     assert {r.path for r in line.accepted} == {"/v2/bot/message/push"}
     assert all(b["to"] == "U0123" and b["messages"][0]["type"] == "text" for b in line_bodies)
     assert "http://dash.example/orders/3" in line_bodies[3]["messages"][0]["text"]
     for name, receiver in receivers.items():
-        assert order_numbers(receiver, name) == [f"E-{i}" for i in range(5)], name
+        assert order_numbers(receiver, name) == [f"E-{i}" for i in range(5)] + [f"E-{MARKER}"], name
 
 
 def test_inventory_bursts_are_summarised_in_chats_and_available_again_is_not_sent(
@@ -97,17 +113,17 @@ def test_inventory_bursts_are_summarised_in_chats_and_available_again_is_not_sen
     start(notifier_processes, notify_env(redis_url, receivers, NOTIFY_BATCH_WINDOW="1.5"), redis_client)
     bus.publish_many("inventory", [sold_out(i) for i in range(37)] + [sold_out(99, available=True)])
     bus.publish("orders", order(1))
-    wait_until(lambda: len(receivers["webhook"].accepted) >= 38, 30, "webhook gets each event")
-    wait_until(lambda: len(receivers["discord"].accepted) >= 2, 30, "discord summary")
-    time.sleep(2.0)
-    discord = receivers["discord"].bodies()
+    eventually(lambda: len(receivers["webhook"].accepted) >= 38, 30, what="webhook gets each event")
+    eventually(lambda: len(receivers["discord"].accepted) >= 2, 30, what="discord summary")
+    after_the_marker(bus, receivers)  # the summary's window has closed: a second one would be here
+    discord = receivers["discord"].bodies()[:-1]
     assert len(discord) == 2  # the order alone, the 37 sold-out items in one summary
     summary = next(b for b in discord if "inventory" in b["content"])
     assert summary["content"] == "37 inventory changes"
     description = summary["embeds"][0]["description"]
     assert "Item 0 is sold out" in description and "32 more" in description
-    assert len(receivers["line"].accepted) == 2
-    hook_ids = [b["payload"]["id"] for b in receivers["webhook"].bodies()]
+    assert len(receivers["line"].accepted) == 3  # the same two, and the marker
+    hook_ids = [b["payload"]["id"] for b in receivers["webhook"].bodies()][:-1]
     assert "99" not in hook_ids and len(hook_ids) == 38
 
 
@@ -118,13 +134,13 @@ def test_sigkill_mid_run_then_restart_delivers_every_event_at_least_once(
     env = notify_env(redis_url, receivers)
     first = start(notifier_processes, env, redis_client)
     bus.publish_many("orders", [order(i) for i in range(200)])
-    wait_until(lambda: len(receivers["webhook"].accepted) >= 60, 60, "part of the run")
+    eventually(lambda: len(receivers["webhook"].accepted) >= 60, timeout=60, what="part of the run")
     first.kill()
     partial = {k: len(r.accepted) for k, r in receivers.items()}
     assert all(n < 200 for n in partial.values()), partial
     start(notifier_processes, env, redis_client)
-    wait_until(lambda: all(set(order_numbers(r, k)) >= {f"E-{i}" for i in range(200)}
-                           for k, r in receivers.items()), 120, "every event after the restart")
+    eventually(lambda: all(set(order_numbers(r, k)) >= {f"E-{i}" for i in range(200)}
+                           for k, r in receivers.items()), timeout=120, what="every event after the restart")
     for name, receiver in receivers.items():
         counts = Counter(order_numbers(receiver, name))
         assert set(counts) == {f"E-{i}" for i in range(200)}, name
@@ -137,15 +153,15 @@ def test_a_clean_200_event_run_delivers_each_exactly_once(
     env = notify_env(redis_url, receivers)
     proc = start(notifier_processes, env, redis_client)
     bus.publish_many("orders", [order(i) for i in range(100)])
-    wait_until(lambda: all(len(r.accepted) >= 100 for r in receivers.values()), 60, "first half")
+    eventually(lambda: all(len(r.accepted) >= 100 for r in receivers.values()), timeout=60, what="first half")
     proc.stop()  # a deploy: SIGTERM, then a new process
     start(notifier_processes, env, redis_client)
     bus.publish_many("orders", [order(i) for i in range(100, 200)])
-    wait_until(lambda: all(len(r.accepted) >= 200 for r in receivers.values()), 60, "every event")
-    time.sleep(1.5)
+    eventually(lambda: all(len(r.accepted) >= 200 for r in receivers.values()), 60, what="every event")
+    after_the_marker(bus, receivers)  # a second delivery of any of the 200 would have arrived by now
     for name, receiver in receivers.items():
-        assert sorted(order_numbers(receiver, name)) == sorted(f"E-{i}" for i in range(200)), name
-    assert len(set(verified_ids(receivers["webhook"]))) == 200
+        assert sorted(without_marker(order_numbers(receiver, name))) == sorted(f"E-{i}" for i in range(200)), name
+    assert len(set(verified_ids(receivers["webhook"]))) == 201
 
 
 def test_429_with_retry_after_is_retried_after_it_and_nothing_is_lost(
@@ -158,7 +174,7 @@ def test_429_with_retry_after_is_retried_after_it_and_nothing_is_lost(
     receivers["discord"].script = limited
     start(notifier_processes, notify_env(redis_url, receivers, NOTIFY_MAX_ATTEMPTS="4"), redis_client)
     bus.publish_many("orders", [order(i) for i in range(4)])
-    wait_until(lambda: len(receivers["discord"].accepted) >= 4, 60, "discord after its 429s")
+    eventually(lambda: len(receivers["discord"].accepted) >= 4, timeout=60, what="discord after its 429s")
     refused = receivers["discord"].refused
     accepted = receivers["discord"].accepted
     assert len(refused) == 2
@@ -172,9 +188,9 @@ def test_a_target_down_for_the_whole_run_fills_the_dead_letters_while_others_del
     receivers["line"].script = lambda n, rec: (503, {}, b"down")
     start(notifier_processes, notify_env(redis_url, receivers), redis_client)
     bus.publish_many("orders", [order(i) for i in range(10)])
-    wait_until(lambda: len(receivers["webhook"].accepted) >= 10 and len(receivers["discord"].accepted) >= 10,
-               30, "the healthy targets")
-    wait_until(lambda: redis_client.hlen("rakuda:realtime:notify:dead") >= 10, 60, "10 dead letters")
+    eventually(lambda: len(receivers["webhook"].accepted) >= 10 and len(receivers["discord"].accepted) >= 10,
+               timeout=30, what="the healthy targets")
+    eventually(lambda: redis_client.hlen("rakuda:realtime:notify:dead") >= 10, timeout=60, what="10 dead letters")
     assert len(receivers["line"].refused) == 30  # NOTIFY_MAX_ATTEMPTS=3 each
     gateway = gateway_factory()
     key = {"X-API-Key": "test-key"}
@@ -187,7 +203,7 @@ def test_a_target_down_for_the_whole_run_fills_the_dead_letters_while_others_del
     receivers["line"].script = lambda n, rec: (200, {}, b"{}")
     answer = requests.post(gateway.url + f"/api/notifications/dead/{item['id']}/retry", headers=key, timeout=10)
     assert answer.status_code == 202 and answer.json()["target"] == "line"
-    wait_until(lambda: len(receivers["line"].accepted) == 1, 30, "the retried notification")
+    eventually(lambda: len(receivers["line"].accepted) == 1, timeout=30, what="the retried notification")
     assert order_numbers(receivers["line"], "line") == order_numbers_of(item)
     assert requests.post(gateway.url + f"/api/notifications/dead/{item['id']}/retry", headers=key,
                          timeout=10).status_code == 404

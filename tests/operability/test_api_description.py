@@ -44,6 +44,7 @@ def test_a_route_without_a_description_fails_the_build(settings):
         build_spec(app)
 
 
+@pytest.mark.module_gateway
 def test_the_docs_page_is_served_by_the_gateway_itself(gateway):
     page = requests.get(gateway.url + "/api/docs", timeout=5)
     assert page.status_code == 200 and "swagger-ui" in page.text

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.prometheus import outbox_unsent
 from shared.database import Database
 from shared.realtime import RealTimeEvent
-from tests.pipeline.conftest import wait_for
 from tests.sse_client import SSEClient
+from tests.waiting import eventually
 
 FAMILIES = {
     "rakuda_sse_connections": "gauge",
@@ -42,11 +43,13 @@ def value(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
+@pytest.mark.module_gateway
 def test_metrics_need_a_key(gateway):
     assert requests.get(gateway.url + "/metrics", timeout=5).status_code == 401
     assert requests.get(gateway.url + "/metrics", headers={"X-API-Key": "wrong"}, timeout=5).status_code == 401
 
 
+@pytest.mark.module_gateway
 def test_every_family_is_exposed_with_its_type(gateway, migrated):
     response = requests.get(gateway.url + "/metrics", headers=gateway.headers(), timeout=5)
     families = {f.name: f.type for f in text_string_to_metric_families(response.text)}
@@ -56,13 +59,14 @@ def test_every_family_is_exposed_with_its_type(gateway, migrated):
         assert families.get(name) == kind, f"{name}: {families.get(name)}"
 
 
+@pytest.mark.module_gateway
 def test_a_test_event_counts_once_published_and_once_delivered_per_client(gateway):
     before = scrape(gateway.url)
     streams = [SSEClient(gateway.url + "/api/realtime/events?channels=listings", gateway.headers()) for _ in range(3)]
     try:
         for stream in streams:
             assert stream.next_event(timeout=5).event == "connected"
-        wait_for(lambda: value(scrape(gateway.url), "rakuda_sse_connections") == 3, what="3 connections")
+        eventually(lambda: value(scrape(gateway.url), "rakuda_sse_connections") == 3, what="3 connections")
         published = requests.post(gateway.url + "/api/realtime/test", headers=gateway.headers(), timeout=5)
         assert published.status_code == 201
         for stream in streams:
@@ -74,7 +78,7 @@ def test_a_test_event_counts_once_published_and_once_delivered_per_client(gatewa
             delivered = value(now, name, type="LISTING_UPDATE") - value(before, name, type="LISTING_UPDATE")
             return now if delivered >= 3 else None
 
-        after = wait_for(moved, timeout=10, what="deliveries counted")
+        after = eventually(moved, timeout=10, what="deliveries counted")
         for name, per in (("rakuda_events_published_total", 1), ("rakuda_events_delivered_total", 3),
                           ("rakuda_sse_messages_total", 3)):
             delta = value(after, name, type="LISTING_UPDATE") - value(before, name, type="LISTING_UPDATE")
@@ -95,12 +99,13 @@ def test_one_scrape_of_either_worker_counts_every_workers_streams(gateway_factor
         workers = {stream.next_event(timeout=5).json["processId"] for stream in streams}
         assert len(workers) >= 1
         for _ in range(6):  # the accept race sends scrapes to either worker
-            wait_for(lambda: value(scrape(server.url), "rakuda_sse_connections") == 8, what="8 streams in a scrape")
+            eventually(lambda: value(scrape(server.url), "rakuda_sse_connections") == 8, what="8 streams in a scrape")
     finally:
         for stream in streams:
             stream.close()
 
 
+@pytest.mark.module_gateway
 def test_resumes_and_resets_are_counted(gateway):
     before = scrape(gateway.url)
     stream = SSEClient(gateway.url + "/api/realtime/events", {**gateway.headers(), "Last-Event-ID": "nonsense"})
@@ -108,10 +113,11 @@ def test_resumes_and_resets_are_counted(gateway):
         assert stream.next_event(timeout=5).event == "connected"
     finally:
         stream.close()
-    wait_for(lambda: value(scrape(gateway.url), "rakuda_sse_resumes_total", result="reset")
+    eventually(lambda: value(scrape(gateway.url), "rakuda_sse_resumes_total", result="reset")
              == value(before, "rakuda_sse_resumes_total", result="reset") + 1, what="a reset counted")
 
 
+@pytest.mark.module_gateway
 def test_webhook_outcomes_are_counted_by_provider(gateway):
     before = scrape(gateway.url)
     requests.post(gateway.url + "/api/webhooks/joom", data=b"{}", timeout=5)  # not configured: 503 -> failed
@@ -124,13 +130,13 @@ def test_webhook_outcomes_are_counted_by_provider(gateway):
                 and value(now, "rakuda_webhook_deliveries_total", provider="unknown", outcome="rejected")
                 - value(before, "rakuda_webhook_deliveries_total", provider="unknown", outcome="rejected") == 1)
 
-    wait_for(counted, timeout=5, what="webhook outcomes")
+    eventually(counted, timeout=5, what="webhook outcomes")
 
 
 def test_task_runs_and_durations_reach_the_gateways_metrics(gateway_factory, migrated, worker, celery_app):
     server = gateway_factory(DATABASE_URL=migrated.database_url)
     celery_app.send_task("rakuda.outbox.relay")
-    samples = wait_for(lambda: (s := scrape(server.url)) and value(
+    samples = eventually(lambda: (s := scrape(server.url)) and value(
         s, "rakuda_task_runs_total", task="rakuda.outbox.relay", outcome="success") >= 1 and s,
         timeout=15, what="a task run counted")
     assert value(samples, "rakuda_task_duration_seconds_count", task="rakuda.outbox.relay") >= 1

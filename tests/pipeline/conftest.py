@@ -7,39 +7,27 @@ test's own Redis database: a real reader of exactly what was published.
 from __future__ import annotations
 
 import json
-import os
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
-import psycopg2
 import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
+from celery.signals import task_postrun
 
+from shared import task_names
 from shared.config import Settings
 from shared.constants import HISTORY_STREAM
 from shared.models import Listing, ListingStatus, Marketplace, PriceSetting, Product, ProductSource
 from tasks.celery_app import create_celery
 from tasks.runtime import Runtime
 from tasks.schema import upgrade
+from tests.fixtures import postgres_schema, price_setting_rows
 from tests.pipeline.fakes import FakeMarketplace, FakeSupplier
-
-PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05, what: str = "") -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(interval)
+from tests.servers import RedisServer
+from tests.waiting import eventually
 
 
 def published_events(client: redis.Redis, event_type: str | None = None) -> list[dict[str, Any]]:
@@ -56,17 +44,8 @@ def published_events(client: redis.Redis, event_type: str | None = None) -> list
 @pytest.fixture
 def database_url() -> Iterator[str]:
     """A fresh PostgreSQL schema for this test, dropped after it."""
-    schema = "t_" + uuid.uuid4().hex[:12]
-    admin = psycopg2.connect(PG_URL)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture
@@ -129,6 +108,62 @@ def worker(celery_app):
 
 
 @pytest.fixture
+def tasks_done(celery_app, worker) -> Iterator[Callable[[], None]]:
+    """``tasks_done()``: send a marker task and return once the worker has run it. The worker runs
+    one task at a time, in the order sent, so every task sent before the marker has run by then
+    (a retry that waits for its countdown is sent again, after the marker: wait for it by its effect)."""
+    finished: set[str] = set()
+
+    def record(task_id: str | None = None, **_: Any) -> None:
+        if task_id:
+            finished.add(task_id)
+
+    task_postrun.connect(record, weak=False)
+
+    def wait() -> None:
+        marker = celery_app.send_task(task_names.INVENTORY_CHECK_BATCH, args=[[]])  # checks nothing
+        eventually(lambda: marker.id in finished, what="the marker task")
+
+    yield wait
+    task_postrun.disconnect(record)
+
+
+@pytest.fixture
+def publish_many_calls(runtime: Runtime) -> list[tuple[str, int]]:
+    """(channel, number of events) of each ``publish_many`` the runtime's bus makes from now on."""
+    calls: list[tuple[str, int]] = []
+    real = runtime.bus.publish_many
+
+    def counting(channel, events):
+        events = list(events)
+        calls.append((channel, len(events)))
+        return real(channel, events)
+
+    runtime.bus.publish_many = counting  # type: ignore[method-assign]
+    return calls
+
+
+@pytest.fixture
+def stoppable_bus(app_settings: Settings, private_redis: RedisServer) -> Iterator[tuple[Runtime, Any]]:
+    """A runtime and its Celery app whose event bus is ``private_redis`` (the test may stop and start
+    it), the broker staying on the test's database."""
+    settings = app_settings.replace(redis_url=private_redis.url, celery_broker_url=app_settings.redis_url)
+    rt = Runtime(settings)
+    app = create_celery(settings, runtime=rt)
+    rt.bus.redis.ping()
+    yield rt, app
+    rt.reset()
+    app.close()
+
+
+def run_relay(app, relayed: Callable[[], Any]) -> Any:
+    """Run the outbox relay task on a worker of ``app``; what ``relayed()`` returns once true."""
+    with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
+        app.send_task(task_names.OUTBOX_RELAY)
+        return eventually(relayed, what="the relay")
+
+
+@pytest.fixture
 def bus_redis(redis_client: redis.Redis) -> redis.Redis:
     return redis_client
 
@@ -139,20 +174,10 @@ def catalogue(runtime: Runtime, supplier: FakeSupplier) -> Callable[..., list[in
     eBay and Joom listing when ``listed``; price settings and an exchange rate. Returns product ids."""
 
     def make(count: int = 2, listed: bool = True, price_jpy: int = 10000, weight: int = 500) -> list[int]:
-        from shared.models import ExchangeRate
-
         ids = []
         with runtime.db.transaction() as session:
             if session.get(PriceSetting, 1) is None:
-                session.add_all([
-                    PriceSetting(marketplace=Marketplace.EBAY, platform_fee_rate=Decimal("0.1325"),
-                                 payment_fee_rate=Decimal("0.03"), ad_rate=Decimal("0.02"),
-                                 profit_rate=Decimal("0.15"), default_shipping_usd=Decimal("15.00")),
-                    PriceSetting(marketplace=Marketplace.JOOM, platform_fee_rate=Decimal("0.15"),
-                                 payment_fee_rate=Decimal("0.03"), ad_rate=Decimal("0"),
-                                 profit_rate=Decimal("0.20"), default_shipping_usd=Decimal("0")),
-                    ExchangeRate(rate=Decimal("0.0067")),
-                ])
+                session.add_all(price_setting_rows())
             for i in range(count):
                 item_id = f"m{uuid.uuid4().hex[:10]}"
                 product = Product(source=ProductSource.MERCARI, source_item_id=item_id, title=f"Item {i}",

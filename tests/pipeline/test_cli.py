@@ -14,8 +14,9 @@ from werkzeug.serving import make_server
 
 from shared.config import Settings
 from shared.models import Listing, ListingStatus, Order, Product
-from tests.pipeline.conftest import published_events, wait_for
+from tests.pipeline.conftest import published_events
 from tests.servers import ROOT
+from tests.waiting import eventually
 
 
 def rakuda(settings: Settings, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -69,7 +70,7 @@ def test_demo_seed_queues_publishing_for_the_worker_and_runs_once(migrated, runt
     with runtime.db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(Product)) == 40
         assert session.scalar(select(func.count()).select_from(Order)) == 5
-    wait_for(lambda: len(published_events(bus_redis, "LISTING_UPDATE")) >= 16, timeout=30,
+    eventually(lambda: len(published_events(bus_redis, "LISTING_UPDATE")) >= 16, timeout=30,
              what="8 listings published by the worker (PUBLISHING + ACTIVE/ERROR each)")
     with runtime.db.transaction() as session:
         waiting = session.scalar(select(func.count()).select_from(Listing)
@@ -81,7 +82,7 @@ def test_inventory_check_and_prices_sync_run_through_celery(migrated, runtime, c
     ids = catalogue(3)
     result = rakuda(runtime.settings, "inventory", "check", "--all")
     assert result.returncode == 0 and "queued rakuda.inventory.sweep" in result.stdout, result.stderr
-    wait_for(lambda: _all_checked(runtime, ids), what="the sweep run by the worker")
+    eventually(lambda: _all_checked(runtime, ids), what="the sweep run by the worker")
     result = rakuda(runtime.settings, "prices", "sync")
     assert result.returncode == 0 and "queued rakuda.prices.sync" in result.stdout
 
@@ -102,7 +103,7 @@ def test_webhook_send_reaches_a_running_gateway_and_becomes_order_received(provi
                         "--order-id", "CLI-1")
         assert result.returncode == 0, result.stdout + result.stderr
         assert result.stdout.startswith("202 ")
-        (event,) = wait_for(lambda: published_events(bus_redis, "ORDER_RECEIVED"))
+        (event,) = eventually(lambda: published_events(bus_redis, "ORDER_RECEIVED"))
         assert event["payload"]["data"]["orderId"] == "CLI-1"
     finally:
         server.shutdown()

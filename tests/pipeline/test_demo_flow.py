@@ -10,7 +10,8 @@ from shared.config import Settings
 from tasks.demo import seed_catalogue
 from tasks.runtime import Runtime
 from tests.pipeline import processes
-from tests.pipeline.conftest import published_events, wait_for
+from tests.pipeline.conftest import published_events
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +31,7 @@ def test_seeded_demo_with_worker_and_beat_emits_all_four_event_types(migrated: S
     beat = processes.beat(sandbox, **DEMO_ENV).start()
     started = time.monotonic()
     try:
-        wait_for(lambda: {e["type"] for e in published_events(bus_redis)} >= {
+        eventually(lambda: {e["type"] for e in published_events(bus_redis)} >= {
             "INVENTORY_CHANGE", "ORDER_RECEIVED", "PRICE_CHANGE", "LISTING_UPDATE"}, timeout=45,
             what="events of all four families")
     finally:

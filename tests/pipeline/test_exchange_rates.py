@@ -12,8 +12,9 @@ from shared import task_names
 from shared.models import ExchangeRate
 from tasks import exchange_rates
 from tasks.errors import PermanentError
-from tests.pipeline.conftest import published_events, wait_for
+from tests.pipeline.conftest import published_events
 from tests.pipeline.fakes import JsonServer
+from tests.waiting import eventually
 
 
 class FakeRates(JsonServer):
@@ -44,16 +45,16 @@ def test_a_rate_move_past_the_threshold_reprices_and_emits_price_change(runtime,
                                            fx_reprice_threshold_percent=2.0)
     # first bring the listings to the formula's prices at the current rate
     celery_app.send_task(task_names.PRICE_SYNC)
-    wait_for(lambda: len(published_events(bus_redis, "PRICE_CHANGE")) == 2, what="the first sync")
+    eventually(lambda: len(published_events(bus_redis, "PRICE_CHANGE")) == 2, what="the first sync")
 
     rates.rate = "0.00675"  # +0.75 %: stored, below the threshold, no reprice
     celery_app.send_task(task_names.FX_REFRESH)
-    wait_for(lambda: len(stored_rates(runtime)) == 2, what="the small move stored")
+    eventually(lambda: len(stored_rates(runtime)) == 2, what="the small move stored")
     assert len(published_events(bus_redis, "PRICE_CHANGE")) == 2
 
     rates.rate = "0.0072"  # +6.7 % on the previous: reprice through the price sync
     celery_app.send_task(task_names.FX_REFRESH)
-    changes = wait_for(lambda: len(published_events(bus_redis, "PRICE_CHANGE")) == 4
+    changes = eventually(lambda: len(published_events(bus_redis, "PRICE_CHANGE")) == 4
                        and published_events(bus_redis, "PRICE_CHANGE")[2:], what="PRICE_CHANGE after the move")
     assert stored_rates(runtime) == [Decimal("0.0067"), Decimal("0.00675"), Decimal("0.0072")]
     for event in changes:

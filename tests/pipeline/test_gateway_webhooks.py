@@ -7,8 +7,9 @@ import subprocess
 import pytest
 import requests
 
-from tests.pipeline.conftest import published_events, wait_for
+from tests.pipeline.conftest import published_events
 from tests.servers import GatewayServer
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +31,7 @@ def test_signed_joom_delivery_sent_with_curl_shows_up_as_order_received(real_gat
          "-H", f"X-Joom-Signature: {signature}", "-d", body, "-w", "\n%{http_code}"],
         capture_output=True, text=True, timeout=30)
     assert result.stdout.strip().endswith("202"), result.stdout + result.stderr
-    (event,) = wait_for(lambda: published_events(bus_redis, "ORDER_RECEIVED"), what="ORDER_RECEIVED")
+    (event,) = eventually(lambda: published_events(bus_redis, "ORDER_RECEIVED"), what="ORDER_RECEIVED")
     assert event["payload"]["data"] | {"outboxId": 0} == {
         "marketplace": "JOOM", "total": "50.20", "currency": "USD", "orderId": "JO-2001", "status": "PENDING",
         "outboxId": 0}

@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from shared import task_names
 from shared.models import Listing, ListingStatus, Product, ProductStatus
-from tests.pipeline.conftest import published_events, wait_for
+from tests.pipeline.conftest import published_events
+from tests.waiting import eventually
 
 
 def products(runtime, ids):
@@ -29,9 +30,9 @@ def test_out_of_stock_product_emits_inventory_change_and_ends_its_listings(
     supplier.items[("MERCARI", item.source_item_id)]["available"] = False
 
     celery_app.send_task(task_names.INVENTORY_SWEEP)
-    wait_for(lambda: all(p.last_checked_at for p in products(runtime, [sold_out, unchanged]).values()),
+    eventually(lambda: all(p.last_checked_at for p in products(runtime, [sold_out, unchanged]).values()),
              what="both products checked")
-    wait_for(lambda: len(marketplace.ended) == 2, what="both listings ended on the marketplace")
+    eventually(lambda: len(marketplace.ended) == 2, what="both listings ended on the marketplace")
 
     after = products(runtime, [sold_out, unchanged])
     assert after[sold_out].is_available is False and after[sold_out].status == ProductStatus.OUT_OF_STOCK
@@ -60,7 +61,7 @@ def test_purchase_price_change_at_threshold_emits_price_change_below_it_does_not
     supplier.items[("MERCARI", items[below].source_item_id)]["price_jpy"] = 10999  # +9.99 %
 
     celery_app.send_task(task_names.INVENTORY_CHECK_BATCH, args=[[at_threshold, below]])
-    wait_for(lambda: published_events(bus_redis), what="PRICE_CHANGE")
+    eventually(lambda: published_events(bus_redis), what="PRICE_CHANGE")
 
     after = products(runtime, [at_threshold, below])
     assert (after[at_threshold].purchase_price_jpy, after[below].purchase_price_jpy) == (11000, 10999)
@@ -71,14 +72,14 @@ def test_purchase_price_change_at_threshold_emits_price_change_below_it_does_not
         str(at_threshold), 10000, 11000, "JPY")
 
 
-def test_checking_twice_changes_and_announces_once(runtime, celery_app, worker, catalogue, supplier, bus_redis):
+def test_checking_twice_changes_and_announces_once(runtime, celery_app, worker, catalogue, supplier, bus_redis,
+                                                   tasks_done):
     (product_id,) = catalogue(1, listed=False)
     supplier.items[("MERCARI", products(runtime, [product_id])[product_id].source_item_id)]["available"] = False
     for _ in range(3):
         celery_app.send_task(task_names.INVENTORY_CHECK_BATCH, args=[[product_id]])
-    wait_for(lambda: len(supplier.calls("GET")) == 3, what="three checks")
-    wait_for(lambda: published_events(bus_redis))
-    time.sleep(0.3)
+    eventually(lambda: len(supplier.calls("GET")) == 3, what="three checks")
+    tasks_done()  # all three checks have run
     assert len(published_events(bus_redis, "INVENTORY_CHANGE")) == 1
 
 
@@ -90,7 +91,7 @@ def test_supplier_errors_are_retried_with_backoff_then_succeed(runtime, celery_a
     supplier.failures[key] = 2  # two 503s, then the answer (TASK_MAX_RETRIES is 2 in tests)
 
     celery_app.send_task(task_names.INVENTORY_CHECK_BATCH, args=[[product_id]])
-    wait_for(lambda: published_events(bus_redis, "INVENTORY_CHANGE"), what="the change after two retries")
+    eventually(lambda: published_events(bus_redis, "INVENTORY_CHANGE"), what="the change after two retries")
     assert len(supplier.calls("GET")) == 3
     assert products(runtime, [product_id])[product_id].is_available is False
 
@@ -101,11 +102,11 @@ def test_hung_supplier_times_out_instead_of_holding_the_worker(runtime, celery_a
     runtime.supplier.http.timeout = 0.5  # 3 attempts of 0.5 s, then give up
     started = time.monotonic()
     celery_app.send_task(task_names.INVENTORY_CHECK_BATCH, args=[[product_id]])
-    wait_for(lambda: len(supplier.calls("GET")) == 3, timeout=20, what="three timed-out attempts")
+    eventually(lambda: len(supplier.calls("GET")) == 3, timeout=20, what="three timed-out attempts")
     supplier.delay = 0.0
     # the worker is free again: a second batch runs to completion
     (other,) = catalogue(1, listed=False)
     celery_app.send_task(task_names.INVENTORY_CHECK_BATCH, args=[[other]])
-    wait_for(lambda: products(runtime, [other])[other].last_checked_at, timeout=20)
+    eventually(lambda: products(runtime, [other])[other].last_checked_at, timeout=20)
     assert time.monotonic() - started < 20
     assert products(runtime, [product_id])[product_id].last_checked_at is None

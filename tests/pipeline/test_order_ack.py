@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from sqlalchemy import select
 
 from shared.models import Order
 from tests.notify.conftest import SECRET, NotifierProcess
-from tests.notify.receivers import Receiver, wait_until
+from tests.notify.receivers import Receiver
 from tests.notify.test_notifier import verified_ids
 from tests.pipeline import samples
-from tests.pipeline.conftest import published_events, wait_for
+from tests.pipeline.conftest import published_events
 from tests.pipeline.test_webhooks_endpoint import post_joom
+from tests.waiting import eventually
 
 KEY = {"X-API-Key": "test-key"}
 
@@ -38,10 +37,11 @@ def test_escalation_fires_for_an_unacknowledged_order_and_not_for_an_acknowledge
            "ORDER_ACK_MINUTE_SECONDS": "1", "NOTIFY_DASHBOARD_URL": "http://dash.example"}
     notifier = NotifierProcess(env).start()
     try:
-        wait_until(lambda: any(g["name"] == "notify-escalation" for g in _groups(bus_redis)), 30, "escalation group")
+        eventually(lambda: any(g["name"] == "notify-escalation" for g in _groups(bus_redis)), timeout=30,
+                   what="escalation group")
         assert post_joom(http, samples.joom(id="JO-ACKED")).status_code == 202
         assert post_joom(http, samples.joom(id="JO-FORGOTTEN")).status_code == 202
-        wait_for(lambda: len(order_ids(runtime)) == 2, what="two orders")
+        eventually(lambda: len(order_ids(runtime)) == 2, what="two orders")
         acked, forgotten = order_ids(runtime)
         assert http.get("/api/orders/unacknowledged", headers=KEY).get_json() == {"count": 2}
         answer = http.post(f"/api/orders/{acked}/ack", headers=KEY)
@@ -52,13 +52,16 @@ def test_escalation_fires_for_an_unacknowledged_order_and_not_for_an_acknowledge
         assert http.get("/api/orders/unacknowledged", headers=KEY).get_json() == {"count": 1}
         updates = [e for e in published_events(bus_redis, "ORDER_RECEIVED") if e["payload"]["action"] == "updated"]
         assert [(u["payload"]["id"], u["payload"]["data"]["acknowledged"]) for u in updates] == [(str(acked), True)]
-        wait_until(lambda: len(escalation_receiver.accepted) >= 1, 30, "the escalation")
-        time.sleep(5)  # the acknowledged order was due as long ago: it stays quiet
-        assert len(escalation_receiver.accepted) == 1
+        # A third order, due after the other two: escalations go out in the order they fall due, so
+        # once this one's is out, the acknowledged order's would have been too. It stays quiet.
+        assert post_joom(http, samples.joom(id="JO-MARKER")).status_code == 202
+        eventually(lambda: len(order_ids(runtime)) == 3, what="the third order")
+        marker = order_ids(runtime)[2]
+        eventually(lambda: len(escalation_receiver.accepted) >= 2, timeout=30, what="two escalations")
         body = escalation_receiver.bodies()[0]
         assert body["kind"] == "escalation" and body["url"] == f"http://dash.example/orders/{forgotten}"
         assert body["events"][0]["payload"]["data"]["orderId"] == "JO-FORGOTTEN"
-        assert verified_ids(escalation_receiver) == [f"escalation:{forgotten}"]
+        assert verified_ids(escalation_receiver) == [f"escalation:{forgotten}", f"escalation:{marker}"]
     finally:
         notifier.stop()
 

@@ -6,13 +6,10 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from shared import task_names
-from shared.config import Settings
 from shared.models import OutboxEvent, Product, ProductSource
 from shared.realtime import RealTimeEvent
-from tasks.celery_app import create_celery
 from tasks.runtime import Runtime
-from tests.pipeline.conftest import published_events, wait_for
+from tests.pipeline.conftest import published_events, run_relay
 from tests.servers import RedisServer
 
 
@@ -54,53 +51,32 @@ def test_committed_change_is_published_once_and_marked_sent(runtime: Runtime, bu
     assert runtime.outbox.relay() == 0  # nothing left: the relay does not publish it again
 
 
-def test_events_of_one_commit_go_out_in_one_publish_many_per_channel(runtime: Runtime, bus_redis) -> None:
-    calls: list[tuple[str, int]] = []
-    real = runtime.bus.publish_many
-
-    def counting(channel, events):
-        events = list(events)
-        calls.append((channel, len(events)))
-        return real(channel, events)
-
-    runtime.bus.publish_many = counting  # type: ignore[method-assign]
+def test_events_of_one_commit_go_out_in_one_publish_many_per_channel(runtime: Runtime, bus_redis,
+                                                                     publish_many_calls) -> None:
     with runtime.outbox.transaction() as changes:
         for i in range(50):
             product = add_product(changes.session, f"p{i}")
             changes.emit(inventory_event(product.id, False))
         changes.emit(RealTimeEvent.create("LISTING_UPDATE", 1, "deleted", {"status": "ENDED"}))
-    assert sorted(calls) == [("rakuda:realtime:inventory", 50), ("rakuda:realtime:listings", 1)]
+    assert sorted(publish_many_calls) == [("rakuda:realtime:inventory", 50), ("rakuda:realtime:listings", 1)]
     assert len(published_events(bus_redis)) == 51
 
 
-def test_redis_down_at_commit_event_arrives_after_redis_returns(app_settings: Settings) -> None:
+def test_redis_down_at_commit_event_arrives_after_redis_returns(stoppable_bus, private_redis: RedisServer) -> None:
     """The change commits while Redis is down; the relay task publishes the event once Redis is back."""
-    bus_server = RedisServer().start()
-    settings = app_settings.replace(redis_url=bus_server.url, celery_broker_url=app_settings.redis_url)
-    rt = Runtime(settings)
-    app = create_celery(settings, runtime=rt)
-    try:
-        rt.bus.redis.ping()
-        bus_server.stop()
-        with rt.outbox.transaction() as changes:  # no exception: the change is committed, the event kept
-            product = add_product(changes.session)
-            changes.emit(inventory_event(product.id, False))
-        with rt.db.transaction() as session:
-            assert session.get(Product, product.id) is not None
-            assert session.scalars(select(OutboxEvent.published_at)).one() is None
+    rt, app = stoppable_bus
+    private_redis.stop()
+    with rt.outbox.transaction() as changes:  # no exception: the change is committed, the event kept
+        product = add_product(changes.session)
+        changes.emit(inventory_event(product.id, False))
+    with rt.db.transaction() as session:
+        assert session.get(Product, product.id) is not None
+        assert session.scalars(select(OutboxEvent.published_at)).one() is None
 
-        bus_server.start()
-        reader = redis.Redis.from_url(bus_server.url, decode_responses=True)
-        from celery.contrib.testing.worker import start_worker
-
-        with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
-            app.send_task(task_names.OUTBOX_RELAY)
-            events = wait_for(lambda: published_events(reader), what="the relayed event")
-        assert [e["payload"]["id"] for e in events] == [str(product.id)]
-        with rt.db.transaction() as session:
-            assert session.scalars(select(OutboxEvent.published_at)).one() is not None
-        reader.close()
-    finally:
-        rt.reset()
-        app.close()
-        bus_server.stop()
+    private_redis.start()
+    reader = redis.Redis.from_url(private_redis.url, decode_responses=True)
+    events = run_relay(app, lambda: published_events(reader))
+    assert [e["payload"]["id"] for e in events] == [str(product.id)]
+    with rt.db.transaction() as session:
+        assert session.scalars(select(OutboxEvent.published_at)).one() is not None
+    reader.close()

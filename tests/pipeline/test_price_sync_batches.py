@@ -17,13 +17,11 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from shared import task_names
-from shared.config import Settings
 from shared.models import Listing, OutboxEvent, PriceHistory
 from tasks import price_sync
-from tasks.celery_app import create_celery
 from tasks.runtime import Runtime
-from tests.pipeline.conftest import published_events, wait_for
-from tests.servers import RedisServer
+from tests.pipeline.conftest import published_events, run_relay
+from tests.waiting import eventually
 
 # The catalogue's products (10,000 JPY, 500 g) at rate 0.0067 under its eBay and Joom settings.
 COMPUTED = {"EBAY": "122.85", "JOOM": "124.20"}
@@ -41,22 +39,13 @@ def outbox_rows(rt: Runtime) -> dict[int, tuple[str, str | None]]:
 
 
 def test_a_batch_goes_out_in_one_publish_many_with_each_rows_old_and_new_price(
-        runtime, celery_app, worker, catalogue, bus_redis):
+        runtime, celery_app, worker, catalogue, bus_redis, publish_many_calls):
     catalogue(30)
-    calls: list[tuple[str, int]] = []
-    real = runtime.bus.publish_many
-
-    def counting(channel, events):
-        events = list(events)
-        calls.append((channel, len(events)))
-        return real(channel, events)
-
-    runtime.bus.publish_many = counting  # type: ignore[method-assign]
     celery_app.send_task(task_names.PRICE_SYNC_BATCH, args=[listing_ids(runtime)])
-    events = wait_for(lambda: len(published_events(bus_redis, "PRICE_CHANGE")) == 60
+    events = eventually(lambda: len(published_events(bus_redis, "PRICE_CHANGE")) == 60
                       and published_events(bus_redis, "PRICE_CHANGE"), what="60 PRICE_CHANGE events")
 
-    assert calls == [("rakuda:realtime:pricing", 60)]
+    assert publish_many_calls == [("rakuda:realtime:pricing", 60)]
     with runtime.db.transaction() as session:
         listings = {lst.id: lst for lst in session.scalars(select(Listing))}
         history = {h.listing_id: h for h in session.scalars(select(PriceHistory))}
@@ -89,35 +78,22 @@ def test_a_batch_whose_history_insert_fails_commits_and_publishes_nothing(runtim
     assert published_events(bus_redis) == []
 
 
-def test_a_batch_committed_while_redis_is_down_is_relayed_exactly_once(app_settings: Settings, catalogue):
+def test_a_batch_committed_while_redis_is_down_is_relayed_exactly_once(stoppable_bus, private_redis, catalogue):
     catalogue(10)
-    bus_server = RedisServer().start()
-    settings = app_settings.replace(redis_url=bus_server.url, celery_broker_url=app_settings.redis_url)
-    rt = Runtime(settings)
-    app = create_celery(settings, runtime=rt)
-    try:
-        rt.bus.redis.ping()
-        bus_server.stop()
-        result = price_sync.sync_prices(rt, listing_ids(rt))  # commits; the publish fails after it
-        assert result.changed == 20
-        rows = outbox_rows(rt)
-        assert len(rows) == 20 and all(bus_id is None for _body, bus_id in rows.values())
+    rt, app = stoppable_bus
+    private_redis.stop()
+    result = price_sync.sync_prices(rt, listing_ids(rt))  # commits; the publish fails after it
+    assert result.changed == 20
+    rows = outbox_rows(rt)
+    assert len(rows) == 20 and all(bus_id is None for _body, bus_id in rows.values())
 
-        bus_server.start()
-        reader = redis.Redis.from_url(bus_server.url, decode_responses=True)
-        from celery.contrib.testing.worker import start_worker
-
-        with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
-            app.send_task(task_names.OUTBOX_RELAY)
-            wait_for(lambda: all(bus_id for _body, bus_id in outbox_rows(rt).values()), what="the relay")
-        events = published_events(reader)
-        assert sorted(e["payload"]["data"]["outboxId"] for e in events) == sorted(rows)
-        for event in events:
-            body, bus_id = outbox_rows(rt)[event["payload"]["data"]["outboxId"]]
-            assert bus_id == event["id"] and json.loads(body) == {k: v for k, v in event.items() if k != "id"}
-        assert rt.outbox.relay() == 0
-        reader.close()
-    finally:
-        rt.reset()
-        app.close()
-        bus_server.stop()
+    private_redis.start()
+    reader = redis.Redis.from_url(private_redis.url, decode_responses=True)
+    run_relay(app, lambda: all(bus_id for _body, bus_id in outbox_rows(rt).values()))
+    events = published_events(reader)
+    assert sorted(e["payload"]["data"]["outboxId"] for e in events) == sorted(rows)
+    for event in events:
+        body, bus_id = outbox_rows(rt)[event["payload"]["data"]["outboxId"]]
+        assert bus_id == event["id"] and json.loads(body) == {k: v for k, v in event.items() if k != "id"}
+    assert rt.outbox.relay() == 0
+    reader.close()

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 
 from shared import task_names
 from shared.models import Listing, ListingStatus, Marketplace
-from tests.pipeline.conftest import published_events, wait_for
+from tests.pipeline.conftest import published_events
+from tests.waiting import eventually
 
 
 def draft(runtime, catalogue) -> int:
@@ -35,7 +35,7 @@ def test_publish_moves_listing_to_active_with_events_for_each_status(runtime, ce
                                                                      marketplace, bus_redis):
     listing_id = draft(runtime, catalogue)
     celery_app.send_task(task_names.LISTING_PUBLISH, args=[listing_id])
-    wait_for(lambda: len(listing_events(bus_redis)) == 2, what="PUBLISHING and ACTIVE events")
+    eventually(lambda: len(listing_events(bus_redis)) == 2, what="PUBLISHING and ACTIVE events")
 
     listing = state(runtime, listing_id)
     assert listing.marketplace_listing_id == "joom-1" and listing.listed_at is not None
@@ -49,7 +49,7 @@ def test_refused_listing_goes_to_error_with_the_marketplace_reason(runtime, cele
     listing_id = draft(runtime, catalogue)
     marketplace.refuse[state(runtime, listing_id).sku] = "category requires brand"
     celery_app.send_task(task_names.LISTING_PUBLISH, args=[listing_id])
-    wait_for(lambda: len(listing_events(bus_redis)) == 2, what="PUBLISHING and ERROR events")
+    eventually(lambda: len(listing_events(bus_redis)) == 2, what="PUBLISHING and ERROR events")
 
     assert "category requires brand" in state(runtime, listing_id).error_message
     assert len(marketplace.calls("POST")) == 1  # a refusal is not retried
@@ -61,7 +61,7 @@ def test_marketplace_down_is_retried_then_error_with_the_reason(runtime, celery_
     listing_id = draft(runtime, catalogue)
     marketplace.unavailable = True
     celery_app.send_task(task_names.LISTING_PUBLISH, args=[listing_id])
-    wait_for(lambda: len(listing_events(bus_redis)) == 2, what="PUBLISHING and ERROR events after retries")
+    eventually(lambda: len(listing_events(bus_redis)) == 2, what="PUBLISHING and ERROR events after retries")
 
     assert len(marketplace.calls("POST")) == 3  # first try + TASK_MAX_RETRIES (2)
     assert "gave up after 3 attempts" in state(runtime, listing_id).error_message
@@ -69,13 +69,11 @@ def test_marketplace_down_is_retried_then_error_with_the_reason(runtime, celery_
 
 
 def test_publishing_an_active_listing_again_changes_nothing(runtime, celery_app, worker, catalogue, marketplace,
-                                                           bus_redis):
+                                                           bus_redis, tasks_done):
     listing_id = draft(runtime, catalogue)
     celery_app.send_task(task_names.LISTING_PUBLISH, args=[listing_id])
-    wait_for(lambda: state(runtime, listing_id).status == ListingStatus.ACTIVE)
+    eventually(lambda: state(runtime, listing_id).status == ListingStatus.ACTIVE)
     celery_app.send_task(task_names.LISTING_PUBLISH, args=[listing_id])
-    celery_app.send_task(task_names.INVENTORY_CHECK_BATCH, args=[[]])  # a marker: runs after the 2nd publish
-    wait_for(lambda: len(listing_events(bus_redis)) == 2)
-    time.sleep(0.3)
+    tasks_done()  # the second publish has run
     assert len(marketplace.calls("POST")) == 1
     assert listing_events(bus_redis) == [("updated", "PUBLISHING"), ("created", "ACTIVE")]

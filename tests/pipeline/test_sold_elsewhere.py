@@ -11,7 +11,8 @@ from shared.models import Listing, ListingStatus, Order, OrderLine, WebhookEvent
 from tasks import webhook_processing
 from tasks.runtime import Runtime
 from tests.pipeline import samples
-from tests.pipeline.conftest import published_events, wait_for
+from tests.pipeline.conftest import published_events
+from tests.waiting import eventually
 
 JOOM_SECRET = "joom-test-secret"
 EBAY_SECRET = "ebay-test-secret"
@@ -54,7 +55,7 @@ def test_an_order_sells_its_listing_and_ends_the_other_marketplace_listing(runti
     before = listings_of(runtime, product_id)
     assert post_joom(http, joom_order("JO-1", before["JOOM"].sku)).status_code == 202
 
-    wait_for(lambda: marketplace.calls("DELETE"), what="the eBay end call")
+    eventually(lambda: marketplace.calls("DELETE"), what="the eBay end call")
     after = listings_of(runtime, product_id)
     assert after["JOOM"].status == ListingStatus.SOLD
     assert (after["EBAY"].status, after["EBAY"].end_reason) == (ListingStatus.ENDED, "sold_elsewhere")
@@ -81,7 +82,7 @@ def test_a_second_order_before_the_end_went_through_is_flagged_oversold(runtime,
     assert post_joom(http, joom_order("JO-2", skus["JOOM"])).status_code == 202
     assert post_ebay(http, ebay_order("EB-2", skus["EBAY"])).status_code == 202
 
-    events = wait_for(lambda: len(published_events(bus_redis, "ORDER_RECEIVED")) == 2
+    events = eventually(lambda: len(published_events(bus_redis, "ORDER_RECEIVED")) == 2
                       and published_events(bus_redis, "ORDER_RECEIVED"), what="two ORDER_RECEIVED")
     flags = {e["payload"]["data"]["orderId"]: e["payload"]["data"].get("oversold", False) for e in events}
     assert flags == {"JO-2": False, "EB-2": True}

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from shared.models import Order, OrderStatus, WebhookEvent, WebhookStatus
 from shared.order_status import refusal
 from tests.pipeline import samples
-from tests.pipeline.conftest import published_events, wait_for
+from tests.pipeline.conftest import published_events
+from tests.waiting import eventually
 
 JOOM_SECRET = "joom-test-secret"
 
@@ -42,12 +43,12 @@ def test_a_late_paid_notice_cannot_move_a_cancelled_order_back(runtime, worker, 
     order_id = samples.JOOM_ORDER_CREATED["order"]["id"]
     assert post_joom(http, samples.JOOM_ORDER_CREATED).status_code == 202
     assert post_joom(http, {"event": "order.cancelled", "order": {"id": order_id}}).status_code == 202
-    wait_for(lambda: len(published_events(bus_redis, "ORDER_RECEIVED")) == 2, what="created + cancelled")
+    eventually(lambda: len(published_events(bus_redis, "ORDER_RECEIVED")) == 2, what="created + cancelled")
     assert order_status(runtime) == OrderStatus.CANCELLED
     # A paid notice that arrives after the cancel (a different body: not a byte-for-byte replay).
     late = post_joom(http, {"event": "order.paid", "order": {"id": order_id, "paid_at": "2026-11-28T10:00:00Z"}})
     assert late.status_code == 202
-    wait_for(lambda: stored(runtime)[-1].status == WebhookStatus.IGNORED, what="the late notice ignored")
+    eventually(lambda: stored(runtime)[-1].status == WebhookStatus.IGNORED, what="the late notice ignored")
     ignored = stored(runtime)[-1]
     assert "CANCELLED" in (ignored.error or "") and "PAID" in (ignored.error or "")
     assert order_status(runtime) == OrderStatus.CANCELLED

@@ -12,7 +12,8 @@ from shared import task_names
 from shared.models import Order, OrderStatus, WebhookEvent, WebhookStatus
 from tasks.runtime import Runtime
 from tests.pipeline import samples
-from tests.pipeline.conftest import published_events, wait_for
+from tests.pipeline.conftest import published_events
+from tests.waiting import eventually
 
 JOOM_SECRET = "joom-test-secret"
 EBAY_SECRET = "ebay-test-secret"
@@ -37,7 +38,7 @@ def test_signed_joom_delivery_becomes_one_order_and_one_order_received(runtime, 
     response = post_joom(http, samples.JOOM_ORDER_CREATED)
     assert response.status_code == 202, response.json
     assert response.json["status"] == "accepted" and response.json["queued"] is True
-    wait_for(lambda: published_events(bus_redis, "ORDER_RECEIVED"), what="ORDER_RECEIVED")
+    eventually(lambda: published_events(bus_redis, "ORDER_RECEIVED"), what="ORDER_RECEIVED")
 
     (order,) = orders(runtime)
     assert (order.marketplace.value, order.marketplace_order_id, order.status) == ("JOOM", "JO-1001",
@@ -58,7 +59,7 @@ def test_signed_ebay_delivery_becomes_one_order_and_one_order_received(runtime, 
     response = http.post("/api/webhooks/ebay", data=raw, headers=samples.ebay_headers(raw, EBAY_SECRET))
     assert response.status_code == 202, response.json
     assert response.json["deliveryId"] == "n-5001"
-    wait_for(lambda: published_events(bus_redis, "ORDER_RECEIVED"))
+    eventually(lambda: published_events(bus_redis, "ORDER_RECEIVED"))
     (order,) = orders(runtime)
     assert (order.marketplace.value, order.marketplace_order_id, order.status, str(order.total)) == (
         "EBAY", "12-34567-89012", OrderStatus.PAID, "88.00")
@@ -66,7 +67,8 @@ def test_signed_ebay_delivery_becomes_one_order_and_one_order_received(runtime, 
     assert (event["payload"]["action"], event["payload"]["data"]["marketplace"]) == ("created", "EBAY")
 
 
-def test_duplicate_delivery_answers_200_and_leaves_one_order_and_one_event(runtime, worker, http, bus_redis):
+def test_duplicate_delivery_answers_200_and_leaves_one_order_and_one_event(runtime, worker, http, bus_redis,
+                                                                          tasks_done):
     first = post_joom(http, samples.JOOM_ORDER_CREATED)
     second = post_joom(http, samples.JOOM_ORDER_CREATED)
     assert (first.status_code, second.status_code) == (202, 200)
@@ -74,10 +76,10 @@ def test_duplicate_delivery_answers_200_and_leaves_one_order_and_one_event(runti
     # the same signed body under another delivery id (which the signature does not cover) is a replay
     third = post_joom(http, samples.JOOM_ORDER_CREATED, delivery_id="attacker-replay-1")
     assert third.status_code == 200 and third.json["status"] == "duplicate"
-    wait_for(lambda: all(e.status == WebhookStatus.COMPLETED for e in _events(runtime)))
+    eventually(lambda: all(e.status == WebhookStatus.COMPLETED for e in _events(runtime)))
     assert len(_events(runtime)) == 1
-    wait_for(lambda: published_events(bus_redis, "ORDER_RECEIVED"))
-    time.sleep(0.2)
+    eventually(lambda: published_events(bus_redis, "ORDER_RECEIVED"))
+    tasks_done()  # whatever the three deliveries queued has run
     assert len(orders(runtime)) == 1
     assert len(published_events(bus_redis, "ORDER_RECEIVED")) == 1
 
@@ -91,7 +93,7 @@ def test_status_change_emits_order_received_updated(runtime, worker, http, bus_r
     assert post_joom(http, samples.JOOM_ORDER_CREATED).status_code == 202
     paid = {"event": "order.paid", "order": {"id": "JO-1001"}}
     assert post_joom(http, paid).status_code == 202
-    wait_for(lambda: len(published_events(bus_redis, "ORDER_RECEIVED")) == 2)
+    eventually(lambda: len(published_events(bus_redis, "ORDER_RECEIVED")) == 2)
     created, updated = published_events(bus_redis, "ORDER_RECEIVED")
     assert (created["payload"]["action"], updated["payload"]["action"]) == ("created", "updated")
     assert updated["payload"]["data"]["status"] == "PAID" and updated["payload"]["data"]["previousStatus"] == "PENDING"
@@ -158,7 +160,7 @@ def test_admin_routes_require_the_api_key(http, runtime, worker, bus_redis):
     assert http.post("/api/webhooks/events/1/retry").status_code == 401
     listed = http.get("/api/webhooks/events", headers={"X-API-Key": "test-key"})
     assert listed.status_code == 200 and listed.json["events"][0]["deliveryId"]
-    wait_for(lambda: published_events(bus_redis))
+    eventually(lambda: published_events(bus_redis))
     retried = http.post("/api/webhooks/events/1/retry", headers={"X-API-Key": "test-key"})
     assert retried.status_code == 409  # COMPLETED deliveries are not re-applied
 
@@ -167,13 +169,13 @@ def test_failed_delivery_can_be_listed_and_retried_with_the_key(http, runtime, w
     # a status change for an order never created in time (an orphan): stored, then FAILED with the reason
     runtime.settings = runtime.settings.replace(webhook_orphan_after_s=0.0)
     assert post_joom(http, {"event": "order.paid", "order": {"id": "JO-404"}}).status_code == 202
-    wait_for(lambda: [e for e in _events(runtime) if e.status == WebhookStatus.FAILED])
+    eventually(lambda: [e for e in _events(runtime) if e.status == WebhookStatus.FAILED])
     key = {"X-API-Key": "test-key"}
     (failed,) = http.get("/api/webhooks/events?status=failed", headers=key).json["events"]
     assert "JO-404 on JOOM was never created" in failed["error"] and failed["attempts"] == 1
     retried = http.post(f"/api/webhooks/events/{failed['id']}/retry", headers=key)
     assert retried.status_code == 202 and retried.json["status"] == "PENDING" and retried.json["queued"] is True
-    wait_for(lambda: _events(runtime)[0].attempts == 2, what="the retried delivery processed again")
+    eventually(lambda: _events(runtime)[0].attempts == 2, what="the retried delivery processed again")
     assert http.post("/api/webhooks/events/999/retry", headers=key).status_code == 404
 
 
@@ -210,7 +212,7 @@ def test_broker_down_at_receive_deliveries_are_kept_and_the_sweep_applies_them(a
     runtime.settings = runtime.settings.replace(webhook_sweep_after_s=0.0)
     with start_worker(celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
         celery_app.send_task(task_names.WEBHOOK_SWEEP)
-        wait_for(lambda: len(published_events(bus_redis, "ORDER_RECEIVED")) == 3, what="the swept deliveries applied")
+        eventually(lambda: len(published_events(bus_redis, "ORDER_RECEIVED")) == 3, what="the swept deliveries applied")
     assert len(orders(runtime)) == 3
 
 
@@ -219,7 +221,7 @@ def test_ebay_topic_not_about_orders_is_stored_and_ignored(http, runtime, worker
             "notification": {"data": {"username": "bob"}}}
     raw = samples.encode(body)
     assert http.post("/api/webhooks/ebay", data=raw, headers=samples.ebay_headers(raw, EBAY_SECRET)).status_code == 202
-    wait_for(lambda: [e for e in _events(runtime) if e.status == WebhookStatus.IGNORED])
+    eventually(lambda: [e for e in _events(runtime) if e.status == WebhookStatus.IGNORED])
     assert orders(runtime) == [] and published_events(bus_redis) == []
 
 

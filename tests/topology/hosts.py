@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -31,6 +30,7 @@ from shared.webhook_signatures import sign_joom
 from tests.servers import ROOT, procfile_command
 from tests.topology.netns import Topology, enter_netns
 from tests.topology.pg_host import PostgresHost
+from tests.waiting import eventually
 
 T = TypeVar("T")
 KEY = {"X-API-Key": "test-key"}
@@ -93,7 +93,7 @@ class Deployment:
                             cwd=self.logs, env=worker_env)
         for role in ("gw1", "gw2"):
             self.from_host("client", wait_healthy, self.url(role))
-        wait_until(lambda: " ready." in self.log("worker"), 60, "the Celery worker ready")
+        eventually(lambda: " ready." in self.log("worker"), timeout=60, what="the Celery worker ready")
         return self
 
     def log(self, name: str) -> str:
@@ -143,16 +143,6 @@ class Deployment:
             shutil.rmtree(self.logs, ignore_errors=True)
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def wait_healthy(url: str, timeout: float = 30.0) -> None:
     def healthy() -> bool:
         try:
@@ -160,4 +150,4 @@ def wait_healthy(url: str, timeout: float = 30.0) -> None:
         except (requests.RequestException, ValueError):
             return False
 
-    wait_until(healthy, timeout, f"{url} healthy")
+    eventually(healthy, timeout=timeout, what=f"{url} healthy")

@@ -12,6 +12,7 @@ from pathlib import Path
 import redis
 
 from tests.servers import free_port, wait_for_port
+from tests.waiting import eventually
 
 MASTER_NAME = "rakuda-test"
 
@@ -96,15 +97,15 @@ class RedisHA:
 
     @staticmethod
     def wait_until(predicate, what: str, timeout: float = 30.0) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+        """``predicate`` polled by ``eventually``; a Redis error (a server mid-failover) counts as not yet."""
+
+        def holds() -> object:
             try:
-                if predicate():
-                    return
+                return predicate()
             except redis.RedisError:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError(f"timed out waiting for {what}")
+                return False
+
+        eventually(holds, timeout=timeout, what=what)
 
     def stop(self) -> None:
         for proc in self.procs.values():

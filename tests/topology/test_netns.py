@@ -18,8 +18,9 @@ import pytest
 
 from tests.sse_client import SSEClient
 from tests.topology.clients import ResumingClient
-from tests.topology.hosts import HEARTBEAT_MS, KEY, SEND_TIMEOUT_MS, Deployment, wait_until
+from tests.topology.hosts import HEARTBEAT_MS, KEY, SEND_TIMEOUT_MS, Deployment
 from tests.topology.netns import netns_unavailable
+from tests.waiting import eventually
 
 _why_not = netns_unavailable()
 pytestmark = [pytest.mark.slow, pytest.mark.topology, pytest.mark.skipif(_why_not is not None, reason=str(_why_not))]
@@ -75,16 +76,16 @@ def test_a_stream_resumes_on_the_other_gateway_host_when_its_host_goes_away(net)
         assert client.connected.wait(15), client.errors
         assert client.connections[-1].url.startswith(net.url("gw1"))
         ordering.start()
-        wait_until(lambda: len(client.orders()) >= 3, 30, "the worker's first events on gw1")
+        eventually(lambda: len(client.orders()) >= 3, timeout=30, what="the worker's first events on gw1")
         gone_at = time.time()
         net.topo.set_link("gw1", up=False)  # the host vanishes: no FIN, no RST
-        wait_until(lambda: client.connections[-1].url.startswith(net.url("gw2")), 20, "a stream on gw2")
+        eventually(lambda: client.connections[-1].url.startswith(net.url("gw2")), timeout=20, what="a stream on gw2")
         resumed_after = client.connections[-1].opened_at - gone_at
         time.sleep(1.0)
         stop.set()
         ordering.join()
         assert refused == []
-        wait_until(lambda: set(posted) <= set(client.orders()), 30, "every order's event on the client")
+        eventually(lambda: set(posted) <= set(client.orders()), timeout=30, what="every order's event on the client")
         assert client.connections[-1].resumed and client.resets == []
         print(f"host gone: resumed on the other gateway host after {resumed_after:.1f}s, "
               f"{len(posted)} orders processed by the worker, none lost")
@@ -111,19 +112,20 @@ def test_a_silent_client_host_has_every_stream_closed_within_the_timeout(net):
 
     streams = net.from_host("client", open_streams, 20)
     try:
-        wait_until(lambda: net.get("gw1", "worker", "/api/realtime/connections")["total"] >= baseline_streams + 20,
-                   10, "20 streams listed")
+        eventually(lambda: net.get("gw1", "worker", "/api/realtime/connections")["total"] >= baseline_streams + 20,
+                   timeout=10, what="20 streams listed")
         net.post_order("gw2", "JO-silent-0")  # the streams carry a real event before the silence
-        wait_until(lambda: all(_next_order(s) for s in streams), 30, "the event on every stream")
+        eventually(lambda: all(_next_order(s) for s in streams), timeout=30, what="the event on every stream")
         # One socket per stream (give or take a pooled Redis connection the process opened or closed meanwhile).
         assert open_fds(pid) >= baseline_fds + 20 - 2
         silent_at = time.time()
         net.topo.drop_all("client")  # its packets vanish: no FIN, no RST, nothing
         limit = max(HEARTBEAT_MS, SEND_TIMEOUT_MS) / 1000 + 5
-        wait_until(lambda: net.get("gw1", "worker", "/api/realtime/connections")["total"] <= baseline_streams,
-                   limit, "the silent client's streams closed")
+        eventually(lambda: net.get("gw1", "worker", "/api/realtime/connections")["total"] <= baseline_streams,
+                   timeout=limit, what="the silent client's streams closed")
         closed_after = time.time() - silent_at
-        wait_until(lambda: open_fds(pid) <= baseline_fds + 2, 5, "the gateway's fds back to where they were")
+        eventually(lambda: open_fds(pid) <= baseline_fds + 2,
+                   timeout=5, what="the gateway's fds back to where they were")
         print(f"silent peer: 20 streams closed {closed_after:.1f}s after the client host went silent "
               f"(limit {limit:.0f}s); fds {open_fds(pid)} (baseline {baseline_fds})")
     finally:
@@ -145,11 +147,11 @@ def test_a_partition_between_a_gateway_and_redis_keeps_heartbeats_and_loses_noth
     try:
         assert client.connected.wait(15), client.errors
         net.post_order("gw2", "JO-before-partition")
-        wait_until(lambda: "JO-before-partition" in client.orders(), 30, "an order before the partition")
+        eventually(lambda: "JO-before-partition" in client.orders(), timeout=30, what="an order before the partition")
         cut_at = time.time()
         net.topo.drop_port_between("gw1", "db", REDIS_PORT)  # gw1 still reaches PostgreSQL
-        status = wait_until(lambda: (s := net.get("gw1", "client", "/api/realtime/status", timeout=20))
-                            and not s["redisReachable"] and s, 30, "status saying Redis is unreachable")
+        status = eventually(lambda: (s := net.get("gw1", "client", "/api/realtime/status", timeout=20))
+                            and not s["redisReachable"] and s, timeout=30, what="status saying Redis is unreachable")
         unreachable_after = time.time() - cut_at
         assert status["redisError"]
         heartbeats = client.heartbeats
@@ -161,10 +163,11 @@ def test_a_partition_between_a_gateway_and_redis_keeps_heartbeats_and_loses_noth
         assert len(client.connections) == 1 and not (set(during) & set(client.orders()))
         healed_at = time.time()
         net.topo.heal("gw1")
-        wait_until(lambda: set(during) <= set(client.orders()), 30, "orders placed during the partition")
+        eventually(lambda: set(during) <= set(client.orders()), timeout=30, what="orders placed during the partition")
         delivered_after = time.time() - healed_at
         assert len(client.connections) == 1 and client.resets == []  # same stream, no restart
-        wait_until(lambda: net.get("gw1", "client", "/api/realtime/status")["redisReachable"], 15, "status healed")
+        eventually(lambda: net.get("gw1", "client", "/api/realtime/status")["redisReachable"],
+                   timeout=15, what="status healed")
         print(f"gateway partition: status said unreachable {unreachable_after:.1f}s after the cut; orders of "
               f"the partition delivered {delivered_after:.1f}s after the heal on the same stream")
     finally:
@@ -186,28 +189,28 @@ def test_a_partition_between_the_worker_and_redis_delays_its_events_through_the_
         held = [f"JO-held-{i}" for i in range(2)]
         for order_id in held:
             net.post_order("gw2", order_id)
-        wait_until(lambda: net.sql(f"SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                   f"AND client_addr = '{worker}'")[0][0] == len(held), 30,
-                   "both deliveries waiting in the worker")
+        eventually(lambda: net.sql(f"SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                   f"AND client_addr = '{worker}'")[0][0] == len(held),
+                   timeout=30, what="both deliveries waiting in the worker")
         unpublished_before = net.log("worker").count(NOT_PUBLISHED)
         net.topo.drop_port_between("worker", "db", REDIS_PORT)  # PostgreSQL still answers the worker
         cut_at = time.time()
         lock.rollback()  # the orders commit now, with their events in the outbox
-        wait_until(lambda: net.log("worker").count(NOT_PUBLISHED) >= unpublished_before + len(held), 60,
-                   "the worker's post-commit publish refused")
+        eventually(lambda: net.log("worker").count(NOT_PUBLISHED) >= unpublished_before + len(held),
+                   timeout=60, what="the worker's post-commit publish refused")
         refused_after = time.time() - cut_at
         assert net.sql("SELECT count(*) FROM outbox_events WHERE published_at IS NULL")[0][0] == len(held)
         assert net.sql("SELECT count(*) FROM orders WHERE marketplace_order_id LIKE 'JO-held-%'")[0][0] == len(held)
         assert not set(held) & set(client.orders())
         healed_at = time.time()
         net.topo.heal("worker")
-        wait_until(lambda: set(held) <= set(client.orders()), 60, "the held orders' events after the heal")
+        eventually(lambda: set(held) <= set(client.orders()), timeout=60, what="the held orders' events after the heal")
         relayed_after = time.time() - healed_at
-        wait_until(lambda: net.sql("SELECT count(*) FROM outbox_events WHERE published_at IS NULL")[0][0] == 0,
-                   30, "the outbox emptied")
+        eventually(lambda: net.sql("SELECT count(*) FROM outbox_events WHERE published_at IS NULL")[0][0] == 0,
+                   timeout=30, what="the outbox emptied")
         assert client.resets == [] and len(client.connections) == 1
         net.post_order("gw2", "JO-after-heal")  # and the worker takes new deliveries again
-        wait_until(lambda: "JO-after-heal" in client.orders(), 60, "a new order after the heal")
+        eventually(lambda: "JO-after-heal" in client.orders(), timeout=60, what="a new order after the heal")
         print(f"worker partition: post-commit publish refused {refused_after:.1f}s after the cut; the relay "
               f"delivered the {len(held)} events {relayed_after:.1f}s after the heal")
     finally:

@@ -18,6 +18,7 @@ from tests.servers import GatewayServer
 from tests.sse_client import SSEClient
 from tests.topology.clients import ResumingClient
 from tests.topology.procs import Nginx, sigkill_gateway
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.topology,
               pytest.mark.skipif(shutil.which("nginx") is None, reason="Debian's nginx is not installed")]
@@ -137,7 +138,9 @@ def test_failure_limit_blocks_the_guesser_not_the_proxy(nginx, settings):
     statuses = [_get_from(guesser, nginx, "/api/realtime/status", {"X-API-Key": f"guess-{i}"})
                 for i in range(settings.auth_max_failures)]
     assert statuses == [401] * settings.auth_max_failures  # counted per guesser, over both gateways
-    time.sleep(settings.report_interval_s * 3)  # the other gateway learns the block from Redis
+    # The other gateway learns the block from Redis: then both refuse the guesser (nginx takes turns).
+    eventually(lambda: [_get_from(guesser, nginx, "/api/realtime/status", KEY) for _ in range(4)] == [429] * 4,
+               timeout=5, what="the guesser refused by both gateways")
     for _ in range(4):  # both gateways, round robin
         assert _get_from(guesser, nginx, "/api/realtime/status", KEY) == 429
         assert _get_from(operator, nginx, "/api/realtime/status", KEY) == 200

@@ -14,10 +14,10 @@ from shared.config import Settings
 from shared.exceptions import PublishError
 from shared.models import Product
 from shared.realtime import RealTimeEvent
-from tests.pipeline.conftest import wait_for
 from tests.sse_client import SSEClient
 from tests.topology.clients import ResumingClient
 from tests.topology.redis_ha import MASTER_NAME, RedisHA
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.topology,
               pytest.mark.skipif(shutil.which("redis-sentinel") is None, reason="Debian's redis-sentinel is missing")]
@@ -75,7 +75,7 @@ def test_publishing_streaming_and_tasks_continue_through_a_failover(
         status = gateway_status(gateway)
         assert status["redisMaxmemoryPolicy"] == "noeviction" and status["redisSentinel"]["master"] == MASTER_NAME
         before = [publish_retrying(bus, f"before-{i}") for i in range(5)]
-        wait_for(lambda: set(before) <= live.got(), what="events before the failover")
+        eventually(lambda: set(before) <= live.got(), what="events before the failover")
         # A client that resumes across the failover: away from now until after it.
         with SSEClient(f"{gateway.url}/api/realtime/events", KEY) as away:
             assert away.next(5).event == "connected"
@@ -101,7 +101,7 @@ def test_publishing_streaming_and_tasks_continue_through_a_failover(
         time.sleep(1.0)
         stop.set()
         publisher.join()
-        healed = wait_for(lambda: set(published) <= live.got() and time.time(), timeout=30,
+        healed = eventually(lambda: set(published) <= live.got() and time.time(), timeout=30,
                           what="every event published around the failover on the open stream")
         # A task through the Celery broker, which now is the new primary.
         product_id = catalogue(1, listed=False)[0]
@@ -109,7 +109,7 @@ def test_publishing_streaming_and_tasks_continue_through_a_failover(
             source_item = session.get(Product, product_id).source_item_id
         supplier.items[("MERCARI", source_item)]["available"] = False
         celery_app.send_task(task_names.INVENTORY_CHECK_BATCH, args=[[product_id]])
-        wait_for(lambda: not product_available(runtime, product_id), timeout=30, what="task run after failover")
+        eventually(lambda: not product_available(runtime, product_id), timeout=30, what="task run after failover")
 
         new_primary = ha.client(ha.replica_port)
         history = [entry_id for entry_id, _ in new_primary.xrange("rakuda:realtime:history")]
@@ -149,7 +149,7 @@ def test_a_failover_that_lost_events_is_a_reset_for_resuming_clients_never_a_gap
     with SSEClient(f"{gateway.url}/api/realtime/events", KEY) as client:
         assert client.next(5).event == "connected"
         first = publish_retrying(bus, "replicated")
-        wait_for(lambda: ha.client(ha.replica_port).xlen("rakuda:realtime:history") == 1, what="replicated")
+        eventually(lambda: ha.client(ha.replica_port).xlen("rakuda:realtime:history") == 1, what="replicated")
         message = client.next_event(5)
         assert [e["id"] for e in message.json["events"]] == [first]
         resume_from = client.last_id
@@ -159,13 +159,13 @@ def test_a_failover_that_lost_events_is_a_reset_for_resuming_clients_never_a_gap
     try:
         assert live.connected.wait(10)
         lost = [publish_retrying(bus, f"lost-{i}") for i in range(3)]
-        wait_for(lambda: set(lost) <= live.got(), what="the gateway read and delivered them")
+        eventually(lambda: set(lost) <= live.got(), what="the gateway read and delivered them")
         ha.kill(ha.primary_port)  # ...and the primary that had them dies
         ha.resume(ha.replica_port)
         ha.wait_for_failover()
         assert ha.client(ha.replica_port).xlen("rakuda:realtime:history") == 1  # they are gone
         after = publish_retrying(bus, "after-failover")
-        wait_for(lambda: after in live.got(), timeout=30, what="the open stream goes on on the new primary")
+        eventually(lambda: after in live.got(), timeout=30, what="the open stream goes on on the new primary")
     finally:
         live.stop()
     with SSEClient(f"{gateway.url}/api/realtime/events", {**KEY, "Last-Event-ID": resume_from}) as back:
