@@ -18,7 +18,9 @@ preload_app = False
 timeout = 30
 graceful_timeout = 5
 keepalive = 5
-accesslog = os.environ.get("ACCESS_LOG", "-")
+# "off" (or /dev/null) turns the access log off: gunicorn would still format every line for /dev/null.
+_access_log = os.environ.get("ACCESS_LOG", "-").strip()
+accesslog = None if _access_log in ("off", "/dev/null") else _access_log
 # %(U)s is the path WITHOUT the query string: stream tokens (?token=) never reach the log.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 errorlog = "-"

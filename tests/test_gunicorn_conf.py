@@ -1,0 +1,24 @@
+"""gateway/gunicorn_conf.py reads its environment as documented in .env.example."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+import pytest
+
+
+def conf_with(monkeypatch: pytest.MonkeyPatch, **env: str) -> ModuleType:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    import gateway.gunicorn_conf as conf
+
+    return importlib.reload(conf)
+
+
+def test_access_log_off_or_dev_null_is_no_access_log_at_all(monkeypatch):
+    # gunicorn formats every access line even for /dev/null: "off" must not get a logger at all.
+    assert conf_with(monkeypatch, ACCESS_LOG="off").accesslog is None
+    assert conf_with(monkeypatch, ACCESS_LOG="/dev/null").accesslog is None
+    assert conf_with(monkeypatch, ACCESS_LOG="-").accesslog == "-"
+    assert conf_with(monkeypatch, ACCESS_LOG="/var/log/rakuda/access.log").accesslog == "/var/log/rakuda/access.log"
