@@ -6,16 +6,18 @@ database, a Redis pool, a bus, a hub or a task client.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import gevent
+import redis
 from flask import Flask, current_app
 
 from gateway.loops import every, spawn_supervised
+from gateway.totals import PendingCounts
 
 if TYPE_CHECKING:
-    import redis
     from celery import Celery
     from prometheus_client.registry import CollectorRegistry
 
@@ -40,6 +42,7 @@ class Services:
     stream_limits: StreamLimits
     task_client: Celery  # sends tasks by name (the gateway never imports tasks/)
     metrics: CollectorRegistry
+    counts: PendingCounts = field(default_factory=PendingCounts, compare=False)  # sent by the upkeep
     _upkeep: list[gevent.Greenlet] = field(default_factory=list, compare=False)
 
     def start(self) -> None:
@@ -53,15 +56,23 @@ class Services:
         the parts as built (status, stats, the JSON API); ``/events`` needs gunicorn's socket.
 
         The upkeep: every report interval, the addresses other processes blocked are taken
-        in (``Authenticator.refresh_blocked``) and this process's stream leases renewed
-        (``StreamLimits.renew``).
+        in (``Authenticator.refresh_blocked``), this process's stream leases renewed
+        (``StreamLimits.renew``), and the counts of the requests since sent (``counts``).
         """
         if self._upkeep or self.hub.stopped:
             return
         self.hub.start()
         interval = self.settings.report_interval_s
         self._upkeep.extend(spawn_supervised([every(interval, self.auth.refresh_blocked),
-                                              every(interval, self.stream_limits.renew)]))
+                                              every(interval, self.stream_limits.renew),
+                                              every(interval, self.flush_counts)]))
+
+    @property
+    def started(self) -> bool:
+        return bool(self._upkeep)
+
+    def flush_counts(self) -> None:
+        self.counts.flush(self.redis)
 
     def stop(self) -> None:
         """Close every stream and stop the background work (the worker is stopping)."""
@@ -69,6 +80,8 @@ class Services:
             self.hub.stop()
         gevent.killall(self._upkeep, block=True, timeout=2)
         self._upkeep.clear()
+        with contextlib.suppress(redis.RedisError):
+            self.flush_counts()  # what the last interval counted
 
     def close(self) -> None:
         """Let go of connections (an app made for a test, at its end)."""
