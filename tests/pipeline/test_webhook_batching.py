@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.broker_gate import BrokerGate
+from gateway.services import services_of
 from gateway.task_client import make_task_client
 from gateway.webhook_batches import GroupedCalls
 from gateway.webhook_queue import ProcessingQueue
@@ -19,8 +20,9 @@ from shared.config import Settings
 from shared.models import Order, WebhookEvent, WebhookStatus
 from tasks.runtime import Runtime
 from tests.pipeline import samples
-from tests.pipeline.conftest import published_events, wait_for
+from tests.pipeline.conftest import published_events
 from tests.servers import free_port
+from tests.waiting import eventually
 
 JOOM_SECRET = "joom-test-secret"
 
@@ -58,7 +60,7 @@ class HeldFirstBatch:
     def __call__(self, batch: list[Any]) -> list[Any]:
         if not self.batches:
             self.first_taken.set()
-            wait_for(lambda: len(batch) + self.calls.waiting() >= self.total, what=f"{self.total} calls queued")
+            eventually(lambda: len(batch) + self.calls.waiting() >= self.total, what=f"{self.total} calls queued")
         self.batches.append(batch)
         return self.run_batch(batch)
 
@@ -103,7 +105,7 @@ def test_concurrent_posts_share_a_commit_and_a_send_and_the_worker_applies_each(
         store = _store()
     held_store = HeldFirstBatch(store.calls, total=count)
     queue = ProcessingQueue(make_task_client(app_settings))
-    app.extensions.update(rakuda_task_client=queue.client, rakuda_processing_queue=queue)
+    app.extensions["rakuda_processing_queue"] = queue
     held_sends = HeldFirstBatch(queue.calls, total=count - 1)  # the duplicate is not sent
 
     # Deliveries 10 and 11 are the same delivery id: one is stored, the other is a duplicate.
@@ -116,9 +118,8 @@ def test_concurrent_posts_share_a_commit_and_a_send_and_the_worker_applies_each(
     try:
         answers = at_once(count, post)
     finally:
-        app.extensions["rakuda_db"].dispose()
         queue.client.close()
-        app.extensions["rakuda_redis"].close()
+        services_of(app).close()
     statuses = sorted(answer.status_code for answer in answers)
     assert statuses == [200] + [202] * (count - 1), [a.get_data(as_text=True) for a in answers]
     accepted = [answer.json for answer in answers if answer.status_code == 202]
@@ -126,7 +127,7 @@ def test_concurrent_posts_share_a_commit_and_a_send_and_the_worker_applies_each(
     # At most two commits for twelve deliveries, at most two broker round trips for eleven sends.
     assert len(held_store.sizes()) <= 2 and sum(held_store.sizes()) == count
     assert len(held_sends.sizes()) <= 2 and sum(held_sends.sizes()) == count - 1
-    wait_for(lambda: len(published_events(bus_redis, "ORDER_RECEIVED")) == count - 1, what="every delivery applied")
+    eventually(lambda: len(published_events(bus_redis, "ORDER_RECEIVED")) == count - 1, what="every delivery applied")
     with runtime.db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(Order)) == count - 1
         assert set(session.scalars(select(WebhookEvent.status))) == {WebhookStatus.COMPLETED}
