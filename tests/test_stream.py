@@ -300,10 +300,16 @@ def _status(gateway) -> dict:
     return requests.get(gateway.url + "/api/realtime/status", headers=KEY, timeout=5).json()
 
 
+def _connections_on_this_database(client) -> list[dict]:
+    """CLIENT LIST is server-wide: keep the connections on this test's database (tests run side by side)."""
+    db = str(client.connection_pool.connection_kwargs.get("db", 0))
+    return [c for c in client.client_list() if str(c.get("db")) == db]
+
+
 def test_client_that_left_is_cleaned_up_within_a_heartbeat(gateway, redis_client):
     pid = _status(gateway)["process"]["pid"]
     baseline_fds = _open_fds(pid)
-    baseline_redis = len(redis_client.client_list())
+    baseline_redis = len(_connections_on_this_database(redis_client))
     clients = [stream(gateway) for _ in range(20)]
     assert _status(gateway)["process"]["activeConnections"] == 20
     for c in clients:
@@ -313,7 +319,7 @@ def test_client_that_left_is_cleaned_up_within_a_heartbeat(gateway, redis_client
         time.sleep(0.05)
     assert _status(gateway)["process"]["activeConnections"] == 0
     assert _open_fds(pid) <= baseline_fds + 1  # no leaked sockets
-    assert len(redis_client.client_list()) <= baseline_redis + 1
+    assert len(_connections_on_this_database(redis_client)) <= baseline_redis + 1
     listed = requests.get(gateway.url + "/api/realtime/connections", headers=KEY, timeout=5).json()
     assert listed["total"] == 0
 
