@@ -27,7 +27,7 @@ from gateway.clients import StreamClient
 from gateway.close_reasons import CloseReason
 from gateway.debounce import Debouncer
 from gateway.fan_out import FanOut
-from gateway.loops import every, spawn_supervised
+from gateway.loops import spawn_supervised
 from gateway.older_history import OlderHistory
 from gateway.process_report import ProcessReporter, process_snapshot
 from gateway.reader import HistoryReader
@@ -66,12 +66,14 @@ class Hub:
 
     # --- lifecycle ---
     def start(self) -> None:
-        """Spawn the reader, flusher, heartbeat and reporter loops (see gateway/services.py for when)."""
+        """Spawn the reader, flusher and heartbeat loops (see gateway/services.py for when).
+
+        ``report`` runs in the process's upkeep loop (gateway/services.py), with its other periodic jobs.
+        """
         if self._greenlets or self.stopped:
             return
         self._greenlets = spawn_supervised([self.reader.read_forever, self.fan_out.flush_forever,
-                                            self.fan_out.heartbeat_forever,
-                                            every(self.settings.report_interval_s, self.report)])
+                                            self.fan_out.heartbeat_forever])
 
     @property
     def running(self) -> bool:
@@ -79,7 +81,7 @@ class Hub:
 
     @property
     def loops_alive(self) -> bool:
-        """The reader, flusher, heartbeat and reporter loops are all running."""
+        """The reader, flusher and heartbeat loops are all running."""
         return bool(self._greenlets) and not any(g.dead for g in self._greenlets)
 
     def stop(self) -> None:

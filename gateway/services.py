@@ -55,17 +55,18 @@ class Services:
         started: its loops would block a thread without gevent. Its routes still answer from
         the parts as built (status, stats, the JSON API); ``/events`` needs gunicorn's socket.
 
-        The upkeep: every report interval, the addresses other processes blocked are taken
-        in (``Authenticator.refresh_blocked``), this process's stream leases renewed
-        (``StreamLimits.renew``), and the counts of the requests since sent (``counts``).
+        The upkeep: every report interval, this process's snapshot and deliveries are reported
+        (``Hub.report``), the addresses other processes blocked taken in
+        (``Authenticator.refresh_blocked``), its stream leases renewed (``StreamLimits.renew``),
+        and the counts of the requests since sent (``counts``). One loop runs them one after
+        another, so the periodic work holds one connection of the command pool, not one per job.
         """
         if self._upkeep or self.hub.stopped:
             return
         self.hub.start()
-        interval = self.settings.report_interval_s
-        self._upkeep.extend(spawn_supervised([every(interval, self.auth.refresh_blocked),
-                                              every(interval, self.stream_limits.renew),
-                                              every(interval, self.flush_counts)]))
+        self._upkeep.extend(spawn_supervised([every(self.settings.report_interval_s, self.hub.report,
+                                                    self.auth.refresh_blocked, self.stream_limits.renew,
+                                                    self.flush_counts)]))
 
     @property
     def started(self) -> bool:
@@ -76,10 +77,10 @@ class Services:
 
     def stop(self) -> None:
         """Close every stream and stop the background work (the worker is stopping)."""
+        gevent.killall(self._upkeep, block=True, timeout=2)  # first: no pass reports beside the hub's last
+        self._upkeep.clear()
         if self.hub.running:
             self.hub.stop()
-        gevent.killall(self._upkeep, block=True, timeout=2)
-        self._upkeep.clear()
         with contextlib.suppress(redis.RedisError):
             self.flush_counts()  # what the last interval counted
 
