@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     retry_spread_ms: int = env("SSE_RETRY_SPREAD", 3000, ge=0)
     resumes_at_once: int = env("SSE_RESUMES_AT_ONCE", 64, ge=1)
     send_timeout_ms: int = env("SSE_SEND_TIMEOUT", 10000, ge=1)
+    fan_out_share: float = env("SSE_FAN_OUT_SHARE", 0.5, gt=0, le=1)
     client_buffer_bytes: int = env("SSE_CLIENT_BUFFER", 1048576, ge=1024)
     max_connections: int = env("SSE_MAX_CONNECTIONS", 18000, ge=1)
     history_max_events: int = env("REALTIME_HISTORY_MAX", 100000, ge=1)
