@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     batch_max_events: int = env("SSE_BATCH_MAX_EVENTS", 100, ge=1)
     retry_ms: int = env("SSE_RETRY", 1000, ge=0)
     retry_spread_ms: int = env("SSE_RETRY_SPREAD", 3000, ge=0)
-    resumes_at_once: int = env("SSE_RESUMES_AT_ONCE", 64, ge=1)
+    resumes_at_once: int = env("SSE_RESUMES_AT_ONCE", 1024, ge=1)
     send_timeout_ms: int = env("SSE_SEND_TIMEOUT", 10000, ge=1)
     fan_out_share: float = env("SSE_FAN_OUT_SHARE", 0.5, gt=0, le=1)
     client_buffer_bytes: int = env("SSE_CLIENT_BUFFER", 1048576, ge=1024)
