@@ -8,6 +8,7 @@ events, so nothing is lost and nothing is sent twice by this process.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -134,18 +135,39 @@ class ResumePlanner:
         entries = plan.entries
         if entries is None:
             entries = self.older.entries(plan.after, join.until, join.types)
+        epoch = self.reader.epoch
         run_type, run_last = "", plan.after
         run: list[str] = []
         for sid, event_type, body in not_held(entries, join.held_back):  # the held-back ones come live
             if run and (event_type != run_type or len(run) >= self.settings.batch_max_events):
-                yield frame(self._replay_message(run_type, run, min(run_last, cap)), chunked)
+                self.tallies.replayed_events += len(run)
+                yield replay_message(run_type, tuple(run), min(run_last, cap), epoch, chunked)
                 run = []
             run_type, run_last = event_type, sid
             run.append(body)
         if run:
-            yield frame(self._replay_message(run_type, run, min(run_last, cap)), chunked)
+            self.tallies.replayed_events += len(run)
+            yield replay_message(run_type, tuple(run), min(run_last, cap), epoch, chunked)
 
-    def _replay_message(self, event_type: str, run: list[str], cursor: StreamId) -> bytes:
-        self.tallies.replayed_events += len(run)
-        return messages.event_message(event_type, messages.batch_data(event_type, run, len(run)), cursor,
-                                      self.reader.epoch)
+
+def replay_message(event_type: str, bodies: tuple[str, ...], cursor: StreamId, epoch: str, chunked: bool) -> bytes:
+    """One replayed message, framed: short ones come from the cache of recent replays."""
+    if len(bodies) <= CACHED_RUN_MAX:
+        return _cached_message(event_type, bodies, cursor, epoch, chunked)
+    return _encode_message(event_type, bodies, cursor, epoch, chunked)
+
+
+def _encode_message(event_type: str, bodies: tuple[str, ...], cursor: StreamId, epoch: str, chunked: bool) -> bytes:
+    return frame(messages.event_message(event_type, messages.batch_data(event_type, bodies, len(bodies)),
+                                        cursor, epoch), chunked)
+
+
+# After a deploy thousands of dashboards resume from nearly the same cursor, so their replays are
+# mostly the same messages. Where events of different types alternate (window 0, or short
+# windows), a replay is hundreds of one-event messages, and encoding each message again for
+# every dashboard was most of a new process's work in such a storm: each is now encoded once.
+# Only short messages are kept (a long one costs little per event to encode), which bounds the
+# cache to about ten megabytes at the most. The bodies are the recent history's own strings, whose hashes
+# Python keeps, so a lookup costs little.
+CACHED_RUN_MAX = 4
+_cached_message = functools.lru_cache(maxsize=8192)(_encode_message)
