@@ -129,4 +129,4 @@ def test_the_stream_answers_any_parameters_and_headers_without_a_server_error(
 def real_stream_gateway(app_settings):
     server = GatewayServer({**app_settings.env_items(), "AUTH_MAX_FAILURES": "100000"}).start()
     yield server
-    server.stop()
+    server.discard()
