@@ -58,6 +58,8 @@ class Plan:
     storm_levels: list[int] = field(default_factory=lambda: [5000, 10000])  # bench.storm
     storm_restarts: list[str] = field(default_factory=lambda: ["reload", "restart"])
     storm_rate: float = 20.0
+    storm_steady_s: float = 5.0  # bench.storm: publishing before the restart...
+    storm_settle_s: float = 3.0  # ...and the waits after it, for the new workers' CPU and the last events
     storm_tree: str | None = None  # the gateway's source tree (default: this one)
     pipeline_pg_url: str = field(default_factory=lambda: os.environ.get(
         "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
@@ -69,7 +71,8 @@ class Plan:
                    latency_seconds=1.5, latency_windows=[0, 200], burst_clients=100, burst_events=5000,
                    burst_flasksse_events=200, burst_window_ms=200, bus_events=2000, wait_limit_s=10,
                    pipeline_listings=1000, pipeline_clients=2, pipeline_limit_s=60,
-                   notify_events=2000, notify_orders=50, storm_levels=[100], storm_restarts=["reload"])
+                   notify_events=2000, notify_orders=50, storm_levels=[100], storm_restarts=["reload"],
+                   storm_steady_s=1.5, storm_settle_s=1.5)
 
 
 @contextlib.contextmanager

@@ -154,7 +154,8 @@ class NewWorkerCpu(threading.Thread):
 
 
 def run(redis_url: str, clients: int, how: str, *, root: Path = ROOT, port: int = 0, rate: float = 20.0,
-        heartbeat_ms: int = 2000, processes: int = 4, steady_s: float = 5.0, limit_s: float = 60.0,
+        heartbeat_ms: int = 2000, processes: int = 4, steady_s: float = 5.0, settle_s: float = 3.0,
+        limit_s: float = 60.0,
         log: Path | None = None, profile: Path | None = None) -> dict[str, Any]:
     """One storm; returns its row."""
     clear_bench_keys(redis_url)
@@ -189,7 +190,7 @@ def run(redis_url: str, clients: int, how: str, *, root: Path = ROOT, port: int 
         row["back"] = p["back"]
         row["all_back_s"] = round(p["last_back"] - t_restart, 2) if p["back"] >= clients else None
         row["last_back_s"] = round(p["last_back"] - t_restart, 2) if p["last_back"] else None
-        time.sleep(3.0)
+        time.sleep(settle_s)
         row["new_worker_peak_cpu_pct"] = cpu.stop()
         published = publisher.stop()
         publisher = None
@@ -198,7 +199,7 @@ def run(redis_url: str, clients: int, how: str, *, root: Path = ROOT, port: int 
         deadline = time.monotonic() + 30.0
         while (p := lc.progress())["live"] < clients and time.monotonic() < deadline:
             time.sleep(0.5)
-        time.sleep(3.0)
+        time.sleep(settle_s)
         p = lc.progress()
         row["live_at_check"] = p["live"]
         row.update(resumed=p["resumed_back"], resets=p["resets"], statuses=dict(p["statuses"]),
@@ -222,7 +223,8 @@ def run_plan(plan: Plan) -> list[dict[str, Any]]:
             try:
                 profile = Path(plan.profile_dir) / f"storm-{clients}-{how}" if plan.profile_dir else None
                 row = run(plan.redis_url, clients, how, root=tree, rate=plan.storm_rate, heartbeat_ms=plan.heartbeat_ms,
-                          processes=max(2, min(4, clients // 2000 + 1)), profile=profile)
+                          processes=max(2, min(4, clients // 2000 + 1)), steady_s=plan.storm_steady_s,
+                          settle_s=plan.storm_settle_s, profile=profile)
             except (TimeoutError, RuntimeError) as exc:  # the other runs still count; this one says why
                 row = {"clients": clients, "restart": how, "error": str(exc)}
             print(f"  storm row: {row}", flush=True)

@@ -124,9 +124,14 @@ def bus(settings: Settings) -> Iterator[EventBus]:
 
 
 @pytest.fixture
-def gateway_factory(settings: Settings):
-    """Start real gateways: ``gateway_factory(workers=1, **env_overrides)``; all stopped after."""
+def gateway_factory(request: pytest.FixtureRequest, settings: Settings):
+    """Start real gateways: ``gateway_factory(workers=1, **env_overrides)``; all stopped after.
+
+    On a database of the test's own (flushed after it) they are killed; on a module's shared one
+    they stop, so that what a gateway does on its way out (it leaves the cluster) is done before
+    the next test."""
     started: list[GatewayServer] = []
+    shared_database = _shares_module_gateway(request)
 
     def start(workers: int = 1, **overrides: str) -> GatewayServer:
         env = settings.env_items()
@@ -137,7 +142,10 @@ def gateway_factory(settings: Settings):
 
     yield start
     for server in started:
-        server.stop(graceful=False)
+        if shared_database:
+            server.stop(graceful=False)
+        else:
+            server.discard()
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ class ModuleGateway:
         return self
 
     def stop(self) -> None:
-        self.server.stop(graceful=False)
+        self.server.discard()
 
     def drain(self) -> None:
         """Every batch still held in the gateway's debounce windows has left when this returns."""

@@ -68,7 +68,7 @@ def test_a_strong_production_gateway_starts(settings):
         assert requests.get(server.url + "/api/realtime/status", headers={"X-API-Key": STRONG_KEY},
                             timeout=5).status_code == 200
     finally:
-        server.stop()
+        server.discard()
 
 
 def test_without_secret_key_tokens_are_shared_by_processes_and_not_derived_from_keys(gateway_factory, settings):

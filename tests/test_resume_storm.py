@@ -123,6 +123,6 @@ def test_reconnect_storm_after_restart_resumes_every_stream_without_reset_or_los
         stop_clients.set()
         stop_publishing.set()
         if new is not None:
-            new.stop()
+            new.discard()
         for d in dashboards:
             d.join(15)

@@ -111,7 +111,7 @@ def dashboard_settings(settings: Settings, database_url: str) -> Settings:
 def dashboard(dashboard_settings: Settings) -> Iterator[DashboardServer]:
     server = DashboardServer(dashboard_settings.env_items()).start()
     yield server
-    server.stop()
+    server.discard()
     Path(server.log_path).unlink(missing_ok=True)
 
 

@@ -177,7 +177,7 @@ def test_gateway_restart_turns_the_dot_red_then_green_and_delivers_what_was_miss
         expect(products_row(page, catalogue["camera"])).to_contain_text("Unavailable")
         expect(page.get_by_role("table", name="Orders")).to_contain_text("B. Later")
     finally:
-        restarted.stop()
+        restarted.discard()
 
 
 def test_a_stream_without_heartbeats_is_given_up_and_reopened(page: Page, dashboard, catalogue, bus):

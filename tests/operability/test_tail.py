@@ -108,7 +108,7 @@ def test_tail_resumes_after_a_gateway_restart_without_losing_an_event(settings, 
         assert [json.loads(line)["id"] for line in out.splitlines()] == first + missed
         assert "resumed after" in err
     finally:
-        server.stop()
+        server.discard()
 
 
 def test_the_parser_reads_the_stream_framing():

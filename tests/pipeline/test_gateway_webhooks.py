@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 def real_gateway(app_settings):
     server = GatewayServer(app_settings.env_items()).start()
     yield server
-    server.stop()
+    server.discard()
 
 
 def test_signed_joom_delivery_sent_with_curl_shows_up_as_order_received(real_gateway, app_settings, worker,

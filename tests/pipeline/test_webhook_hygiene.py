@@ -92,7 +92,7 @@ def test_a_chunked_body_over_the_limit_is_refused_not_cut(app_settings, runtime)
         exact = requests.post(server.url + "/api/webhooks/joom", data=chunks(b""), headers=headers, timeout=10)
         assert exact.status_code == 202, exact.text  # the same body within the limit is taken
     finally:
-        server.stop()
+        server.discard()
 
 
 @pytest.mark.slow
