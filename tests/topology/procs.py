@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 from tests.servers import ROOT, GatewayServer, free_port, wait_for_port
@@ -92,22 +91,5 @@ def children(pid: int) -> list[int]:
 def sigkill_gateway(server: GatewayServer) -> None:
     """SIGKILL the gunicorn master and all its workers at once: no graceful close of any stream."""
     assert server.proc is not None
-    pids = [server.proc.pid, *children(server.proc.pid)]
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    server.proc.wait(timeout=10)
-    deadline = time.time() + 10
-    while time.time() < deadline and any(Path(f"/proc/{p}").exists() and _alive(p) for p in pids):
-        time.sleep(0.02)
-    server.proc = None
+    server.discard()
 
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
