@@ -24,25 +24,26 @@ from shared.timestamps import utc_iso
 
 
 class RestAfterWrites:
-    """Keep writing to a share of the process's time: a pass that took T is followed by a pause.
+    """Keep long passes over the streams to a share of the process's time: each is followed by a pause.
 
-    Without it, a process whose writes take longer than the gap between events writes back to
-    back: one system call per stream per pass, each carrying the one or two events that came
-    during the pass before, while new streams and resumes wait for the gaps. With it, the events of
-    the pause go out together in the next pass (one write per stream for all of them), and the
-    pause is the others' time. A pass of a few milliseconds (a few thousand streams) rests as long,
-    which is below what a dashboard notices; under no load nothing waits.
+    When a pass over every stream takes longer than the gap between events (thousands of streams
+    at tens of events a second), a process without it writes back to back: one system call per
+    stream per pass, each carrying the event or two that came during the pass before, while new
+    streams and resumes wait for the gaps. After a pass of T (at least ``LONG_PASS_S``), the next
+    waits T * (1 / share - 1): the events of the pause go out together in the next pass (one
+    write per stream for all of them), and the pause is the requests' time. A shorter pass
+    (a thousand streams take a few milliseconds) is not followed by a pause: there every event
+    leaves as soon as it is read, as without this.
     """
 
-    MIN_REST_S = 0.001  # shorter pauses are not worth a trip through the event loop
+    LONG_PASS_S = 0.02  # shorter passes keep up with events by themselves; resting would only add latency
 
     def __init__(self, share: float) -> None:
         self.factor = 1 / share - 1
 
     def after(self, spent_s: float) -> None:
-        pause = spent_s * self.factor
-        if pause >= self.MIN_REST_S:
-            gevent.sleep(pause)
+        if spent_s >= self.LONG_PASS_S and self.factor > 0:
+            gevent.sleep(spent_s * self.factor)
 
 
 class FanOut:
