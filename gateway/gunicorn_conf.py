@@ -7,6 +7,15 @@ import os
 import resource
 from typing import Any
 
+
+def _kernel_somaxconn() -> int:
+    try:
+        with open("/proc/sys/net/core/somaxconn") as limit:
+            return max(2048, int(limit.read()))
+    except (OSError, ValueError):
+        return 2048
+
+
 bind = f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '5000')}"
 # gevent, plus a fair share of new connections between workers (gateway/accept_balance.py).
 worker_class = "gateway.gunicorn_worker.BalancedGeventWorker"
@@ -15,6 +24,11 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
 worker_connections = int(os.environ.get("SSE_MAX_CONNECTIONS", "18000")) + 500
 # gevent patches in the worker after fork; preloading would import ssl & co unpatched.
 preload_app = False
+# The accept queue, as deep as the kernel allows (net.core.somaxconn; gunicorn's own default is
+# 2048). After a restart every dashboard reconnects within a few seconds, while the new worker is
+# still importing: a connect that finds the queue full has its SYN dropped, and the client's
+# kernel tries again only 1, 3, 7... seconds later. WEB_BACKLOG sets another depth.
+backlog = int(os.environ.get("WEB_BACKLOG") or _kernel_somaxconn())
 timeout = 30
 graceful_timeout = 5
 keepalive = 5
