@@ -164,10 +164,10 @@ def _encode_message(event_type: str, bodies: tuple[str, ...], cursor: StreamId, 
 
 # After a deploy thousands of dashboards resume from nearly the same cursor, so their replays are
 # mostly the same messages. Where events of different types alternate (window 0, or short
-# windows), a replay is hundreds of one-event messages, and encoding each message again for
-# every dashboard was most of a new process's work in such a storm: each is now encoded once.
-# Only short messages are kept (a long one costs little per event to encode), which bounds the
-# cache to about ten megabytes at the most. The bodies are the recent history's own strings, whose hashes
-# Python keeps, so a lookup costs little.
+# windows), a replay is hundreds of one-event messages; encoding each again for every dashboard
+# would be most of a new process's work in such a storm, so each is encoded once. Only short
+# messages are kept (a long one costs little per event to encode), which bounds the cache to
+# about ten megabytes. The bodies are the recent history's own strings, whose hashes Python
+# keeps, so a lookup costs little.
 CACHED_RUN_MAX = 4
 _cached_message = functools.lru_cache(maxsize=8192)(_encode_message)
