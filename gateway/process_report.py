@@ -33,7 +33,7 @@ def process_snapshot(hub: Hub, with_connections: bool = False) -> dict[str, Any]
         "pid": os.getpid(),
         "startedAt": hub.started_at,
         "uptime": round(time.time() - hub.started_at, 3),
-        "redisReachable": hub.reader.redis_ok,
+        "redisReachable": hub.reader.redis_ok is True,
         "connections": {"active": len(registry), "total": registry.total, "peak": registry.peak},
         "types": copy.deepcopy(tallies.types),
         "latencyBuckets": list(tallies.latency.counts),

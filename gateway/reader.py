@@ -52,7 +52,7 @@ class HistoryReader:
         self.recent = recent
         self._wake = wake  # set after each read: the flusher looks at the new windows
         self.epoch = ""  # of the history being read; in every id the gateway hands out
-        self.redis_ok = False
+        self.redis_ok: bool | None = None  # None: no read tried yet (the process has just started)
         self.redis_error = "not connected yet"
         self.redis_policy: str | None = None  # maxmemory-policy; anything but noeviction is warned about
         self.history_losses = 0  # times Redis came back without events we had read

@@ -92,7 +92,8 @@ def status() -> Response:
     hub = services().hub
     own = hub.snapshot()
     # The reader's view first: with Redis cut off, a PING would wait out the socket timeout.
-    reachable = hub.reader.redis_ok and redis_reachable(hub.redis)
+    # Before the reader's first read (a worker that has just started) the PING alone decides.
+    reachable = hub.reader.redis_ok is not False and redis_reachable(hub.redis)
     try:
         snapshots = cluster.live_snapshots(hub.redis, own) if reachable else [own]
     except redis.RedisError:

@@ -134,6 +134,24 @@ def test_status_route_shows_each_group(gateway, bus: EventBus):
     c.redis.close()
 
 
+def test_a_worker_that_has_not_read_yet_reports_redis_by_a_ping_and_lists_the_groups(bus: EventBus, settings):
+    """Status asked of a process whose reader has not run yet (a worker just started) is not "unreachable"."""
+    from gateway.app import create_app
+    from gateway.services import services_of
+
+    c = bus.consumer("early", lambda e: None, name="x")
+    bus.publish_many("orders", [order(1)])
+    app = create_app(settings)  # never started: its reader has made no attempt
+    try:
+        body = app.test_client().get("/api/realtime/status", headers={"X-API-Key": "test-key"}).json
+        assert body["redisReachable"] is True and body["redisError"] == ""
+        assert {g["group"]: g["lag"] for g in body["consumerGroups"]} == {"early": 1}
+        assert body["process"]["redisReachable"] is False  # the reader's own view: it has not read
+    finally:
+        services_of(app).close()
+        c.redis.close()
+
+
 def test_a_restarted_member_takes_back_all_its_own_pending_entries_once_each(bus: EventBus, redis_client):
     client = redis.Redis.from_url(bus.settings.redis_url)
     crashed = Consumer(client, bus.settings, "own", name="same")
