@@ -3,7 +3,7 @@
 The gateway never imports ``tasks``: it sends ``rakuda.webhooks.process`` by name with a Celery
 app of its own that fails fast instead of waiting for the broker. Requests that want a send
 while one is under way wait for the next (gateway/webhook_batches.py): their messages are built
-by Celery as usual and pushed with one Redis pipeline (kombu's ``Producer.batch``).
+by Celery (``send_tasks``) and pushed with one Redis pipeline (kombu's ``Producer.batch``).
 
 A delivery that is not queued stays PENDING in the database and the periodic sweep queues it.
 That happens when its batch failed (every message of a failed batch counts as not queued; a
@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from celery import Celery
+from celery.utils import uuid
 from flask import current_app
 
 from gateway.broker_gate import BrokerGate
@@ -59,9 +61,7 @@ class ProcessingQueue:
         if self.gate.down and not any(trial for _, trial in batch):
             return [False] * len(batch)  # let through before the failure of the batch ahead of them
         try:
-            with self.client.producer_or_acquire() as producer, producer.batch(max_size=len(batch)):
-                for webhook_event_id, _ in batch:
-                    self.client.send_task(WEBHOOK_PROCESS, args=[webhook_event_id], retry=False, producer=producer)
+            send_tasks(self.client, WEBHOOK_PROCESS, [[webhook_event_id] for webhook_event_id, _ in batch])
         except Exception as exc:  # kombu raises several kinds; the deliveries are stored either way
             self.gate.failed(time.monotonic())
             log.warning("%d webhook events stored but not queued (broker: %s); the sweep will queue them and "
@@ -69,6 +69,29 @@ class ProcessingQueue:
             return [False] * len(batch)
         self.gate.succeeded()
         return [True] * len(batch)
+
+
+def send_tasks(client: Celery, name: str, arg_lists: list[list[Any]]) -> None:
+    """One ``name`` task per argument list, pushed to the broker in one round trip; raises what kombu raised.
+
+    The messages are the ones ``client.send_task(name, args, retry=False)`` sends (tests/pipeline/
+    test_webhook_batching.py compares them), built and sent by Celery's own ``create_task_message``
+    and ``send_task_message``. What ``send_task`` would redo for each message is done once for the
+    batch: the route (``task_routes``, else the default queue) and the queue's declaration, which
+    kombu otherwise looks up again with every message. Nothing of a parent task or a result
+    backend applies: the gateway's client runs no task and has no backend.
+    """
+    amqp = client.amqp
+    route = amqp.router.route({}, name, (), {})
+    queue = route.get("queue")
+    with client.producer_or_acquire() as producer, producer.batch(max_size=len(arg_lists)):
+        if queue is not None:
+            producer.maybe_declare(queue)
+        for args in arg_lists:
+            task_id = uuid()
+            message = amqp.create_task_message(task_id, name, args, {}, reply_to=client.thread_oid,
+                                                ignore_result=None)  # as send_task: the task decides
+            amqp.send_task_message(producer, name, message, retry=False, declare=[], **route)
 
 
 def _processing_queue() -> ProcessingQueue:

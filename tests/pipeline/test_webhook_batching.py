@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 from sqlalchemy import func, select
 
 from gateway.broker_gate import BrokerGate
 from gateway.services import services_of
 from gateway.task_client import make_task_client
 from gateway.webhook_batches import GroupedCalls
-from gateway.webhook_queue import ProcessingQueue
+from gateway.webhook_queue import ProcessingQueue, send_tasks
 from gateway.webhook_store import Delivery, DeliveryStore
 from shared.config import Settings
 from shared.models import Order, WebhookEvent, WebhookStatus
+from shared.redis_client import broker_url
+from shared.task_names import WEBHOOK_PROCESS
 from tasks.runtime import Runtime
 from tests.pipeline import samples
 from tests.pipeline.conftest import published_events
@@ -131,6 +136,35 @@ def test_concurrent_posts_share_a_commit_and_a_send_and_the_worker_applies_each(
     with runtime.db.transaction() as session:
         assert session.scalar(select(func.count()).select_from(Order)) == count - 1
         assert set(session.scalars(select(WebhookEvent.status))) == {WebhookStatus.COMPLETED}
+
+
+def test_batched_sends_push_the_messages_send_task_pushes(settings: Settings) -> None:
+    # send_tasks builds each message with Celery's parts, the route and the queue's declaration once per
+    # batch: what reaches the broker must be what send_task sends, but for each message's own task id.
+    client = make_task_client(settings)
+    broker = redis.Redis.from_url(broker_url(settings))
+    queue_name = client.conf.task_default_queue
+    try:
+        client.send_task(WEBHOOK_PROCESS, args=[7], retry=False)
+        send_tasks(client, WEBHOOK_PROCESS, [[7], [8]])
+        pushed = [json.loads(raw) for raw in reversed(broker.lrange(queue_name, 0, -1))]  # oldest first
+    finally:
+        client.close()
+        broker.close()
+    assert len(pushed) == 3
+    ids = [message["headers"]["id"] for message in pushed]
+    assert len(set(ids)) == 3
+    for message, task_id in zip(pushed, ids, strict=True):
+        assert message["headers"]["root_id"] == message["properties"]["correlation_id"] == task_id
+
+    def without_ids(message: dict[str, Any]) -> dict[str, Any]:
+        headers = {k: v for k, v in message["headers"].items() if k not in ("id", "root_id")}
+        properties = {k: v for k, v in message["properties"].items() if k not in ("correlation_id", "delivery_tag")}
+        return {**message, "headers": headers, "properties": properties}
+
+    assert without_ids(pushed[1]) == without_ids(pushed[0])
+    assert json.loads(base64.b64decode(pushed[2]["body"]))[0] == [8]
+    assert pushed[2]["headers"]["argsrepr"] == "[8]"
 
 
 def counting_broker_tries(queue: ProcessingQueue) -> list[int]:
