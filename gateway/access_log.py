@@ -20,6 +20,17 @@ def escape(text: str) -> str:
 
 
 class EscapingLogger(Logger):  # type: ignore[misc]
+    """Escapes every access-log field; formats no access line at all when ``accesslog`` is off.
+
+    gunicorn formats each request's line whenever ``accesslog`` is set *or* a ``logconfig_dict``
+    is (LOG_FORMAT=json), even if no handler then writes it: with no ``accesslog`` there is
+    nothing to format.
+    """
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        if self.cfg.accesslog:
+            super().access(resp, req, environ, request_time)
+
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         return {name: escape(value) if isinstance(value, str) else value
                 for name, value in super().atoms(resp, req, environ, request_time).items()}

@@ -33,6 +33,7 @@ timeout = 30
 graceful_timeout = 5
 keepalive = 5
 # "off" (or /dev/null) turns the access log off: gunicorn would still format every line for /dev/null.
+# With LOG_FORMAT=json too (gateway/access_log.py: gunicorn formats whenever a logconfig_dict is set).
 _access_log = os.environ.get("ACCESS_LOG", "-").strip()
 accesslog = None if _access_log in ("off", "/dev/null") else _access_log
 # %(U)s is the path WITHOUT the query string: stream tokens (?token=) never reach the log.
@@ -46,7 +47,7 @@ if os.environ.get("LOG_FORMAT", "text").strip().lower() == "json":
     # the request id of an access line is the X-Request-ID the gateway answered with.
     from shared.logs import gunicorn_logconfig
 
-    logconfig_dict = gunicorn_logconfig(loglevel)
+    logconfig_dict = gunicorn_logconfig(loglevel, accesslog)
     access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms %({x-request-id}o)s'
 
 

@@ -59,20 +59,34 @@ def use_format(log_format: str, handlers: Iterable[logging.Handler]) -> None:
         handler.addFilter(RequestIdFilter())
 
 
-def gunicorn_logconfig(level: str) -> dict[str, Any]:
-    """gunicorn's ``logconfig_dict`` for JSON lines: its own logs, the access log and the app's."""
+def gunicorn_logconfig(level: str, access_log: str | None = "-") -> dict[str, Any]:
+    """gunicorn's ``logconfig_dict`` for JSON lines: its own logs, the access log and the app's.
+
+    ``access_log`` is gunicorn's ``accesslog``: ``-`` for standard output, a file's path, or None
+    for no access log (the ``gunicorn.access`` logger then has no handler and does not propagate).
+    """
     handler = {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]}
+    if access_log is None:
+        access_handlers = []
+    elif access_log == "-":
+        access_handlers = ["stdout"]
+    else:
+        access_handlers = ["access_file"]
+    handlers: dict[str, Any] = {"stderr": {**handler, "stream": "ext://sys.stderr"},
+                                "stdout": {**handler, "stream": "ext://sys.stdout"}}
+    if access_log not in (None, "-"):
+        handlers["access_file"] = {"class": "logging.handlers.WatchedFileHandler", "filename": access_log,
+                                   "formatter": "json", "filters": ["request_id"]}
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "shared.logs.RakudaJsonFormatter"}},
         "filters": {"request_id": {"()": "shared.logs.RequestIdFilter"}},
-        "handlers": {"stderr": {**handler, "stream": "ext://sys.stderr"},
-                     "stdout": {**handler, "stream": "ext://sys.stdout"}},
+        "handlers": handlers,
         "root": {"level": level.upper(), "handlers": ["stderr"]},
         "loggers": {
             "gunicorn.error": {"level": level.upper(), "handlers": ["stderr"], "propagate": False},
-            "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": access_handlers, "propagate": False},
         },
     }
 
