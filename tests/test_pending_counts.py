@@ -1,9 +1,10 @@
-"""Per-request counters are added in process and reach the cluster totals in one round trip."""
+"""Per-request counters are added in process and reach the cluster totals in one round trip, and at a worker's stop."""
 
 from __future__ import annotations
 
 import pytest
 import redis
+import requests
 
 from gateway.totals import PendingCounts, read_totals
 from tests.servers import free_port
@@ -34,3 +35,23 @@ def test_counts_survive_a_redis_error_and_go_with_the_next_flush(redis_url):
     counts.flush(client)
     assert read_totals(client) == {"webhook:joom:accepted": 3}
     client.close()
+
+
+def test_what_each_worker_counted_reaches_the_totals_when_it_stops(gateway_factory, redis_url):
+    # A report interval far longer than the test: only the workers' stop sends what they counted.
+    server = gateway_factory(workers=2, REALTIME_REPORT_INTERVAL="600")
+    for _ in range(10):  # webhooks not configured: 503, counted "failed"
+        assert requests.post(server.url + "/api/webhooks/joom", data=b"{}", timeout=5).status_code == 503
+    for _ in range(3):
+        assert requests.post(server.url + "/api/webhooks/nowhere", data=b"{}", timeout=5).status_code == 404
+    client = redis.Redis.from_url(redis_url)
+
+    def webhook_totals() -> dict[str, int]:
+        return {name: count for name, count in read_totals(client).items() if name.startswith("webhook:")}
+
+    try:
+        assert webhook_totals() == {}  # counted in process, not sent yet
+        server.stop(graceful=True)  # gunicorn's SIGTERM
+        assert webhook_totals() == {"webhook:joom:failed": 10, "webhook:unknown:rejected": 3}
+    finally:
+        client.close()
