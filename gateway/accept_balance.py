@@ -20,7 +20,10 @@ import time
 
 SLOTS = 64
 STALE_S = 1.0  # a worker that has not written its count for this long (blocked, stopped) is left out
-_SLOT = struct.Struct("=iiq")  # pid, open connections, when written (monotonic ms: one clock per host)
+# pid, open connections, when written (monotonic ms: one clock per host), then the worker's age
+# (gunicorn numbers its workers 1, 2, 3... in the order it makes them) and its state.
+_SLOT = struct.Struct("=iiqii")
+STARTING, SERVING = 1, 2  # made by the master / importing the app; accepting connections
 
 
 def should_accept(mine: int, others: list[int], limit: int, slack: int) -> bool:
@@ -46,24 +49,37 @@ class LoadTable:
         self._map = mmap.mmap(-1, slots * _SLOT.size)  # anonymous and shared: seen by every fork
 
     def write(self, slot: int, pid: int, connections: int) -> None:
-        _SLOT.pack_into(self._map, (slot % self.slots) * _SLOT.size, pid, connections, _now_ms())
+        """A serving worker's count of open connections (its slot is its age)."""
+        self.mark(slot, pid, SERVING, connections)
+
+    def mark(self, age: int, pid: int, state: int, connections: int = 0) -> None:
+        _SLOT.pack_into(self._map, (age % self.slots) * _SLOT.size, pid, connections, _now_ms(), age, state)
 
     def clear(self, slot: int, pid: int) -> None:
         if self.read_slot(slot)[0] == pid:
-            self.write(slot, 0, 0)
+            self.mark(slot, 0, 0)
 
     def read_slot(self, slot: int) -> tuple[int, int]:
-        pid, count, _written = _SLOT.unpack_from(self._map, (slot % self.slots) * _SLOT.size)
+        pid, count, _written, _age, _state = _SLOT.unpack_from(self._map, (slot % self.slots) * _SLOT.size)
         return pid, count
 
     def others(self, own_pid: int) -> list[int]:
         """Connections of the other workers that are alive and wrote their count lately."""
         out, fresh_after = [], _now_ms() - int(STALE_S * 1000)
         for slot in range(self.slots):
-            pid, count, written = _SLOT.unpack_from(self._map, slot * _SLOT.size)
-            if pid and pid != own_pid and written >= fresh_after and _alive(pid):
+            pid, count, written, _age, state = _SLOT.unpack_from(self._map, slot * _SLOT.size)
+            if state == SERVING and pid and pid != own_pid and written >= fresh_after and _alive(pid):
                 out.append(count)
         return out
+
+    def younger_starting(self, own_age: int, within_s: float) -> bool:
+        """Whether a worker made after ``own_age`` is still starting (made or marked within ``within_s``)."""
+        recent_after = _now_ms() - int(within_s * 1000)
+        for slot in range(self.slots):
+            pid, _count, written, age, state = _SLOT.unpack_from(self._map, slot * _SLOT.size)
+            if state == STARTING and age > own_age and written >= recent_after and (pid == 0 or _alive(pid)):
+                return True
+        return False
 
 
 def _now_ms() -> int:

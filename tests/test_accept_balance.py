@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from gateway.accept_balance import STALE_S, LoadTable, should_accept, slack_for
+from gateway.accept_balance import SERVING, STALE_S, STARTING, LoadTable, should_accept, slack_for
 from tests.sse_client import SSEClient
 
 KEY = {"X-API-Key": "test-key"}
@@ -47,6 +47,29 @@ def test_load_table_is_shared_with_a_fork_and_skips_dead_workers():
     assert table.others(os.getpid()) == [7]
     time.sleep(STALE_S + 0.2)
     assert table.others(os.getpid()) == []  # ...that stopped writing its count
+
+
+def test_a_younger_worker_still_starting_is_seen_until_it_serves_dies_or_is_too_old():
+    table = LoadTable(slots=8)
+    assert not table.younger_starting(3, within_s=10)
+    table.mark(2, os.getppid(), STARTING)  # older than worker 3: not its successor
+    assert not table.younger_starting(3, within_s=10)
+    table.mark(4, 0, STARTING)  # made by the master, not forked yet
+    assert table.younger_starting(3, within_s=10)
+    table.mark(4, os.getppid(), STARTING)  # forked, importing
+    assert table.younger_starting(3, within_s=10)
+    assert table.others(os.getpid()) == []  # a starting worker takes no part in the balance
+    table.mark(4, os.getppid(), SERVING)
+    assert not table.younger_starting(3, within_s=10)
+    child = os.fork()
+    if child == 0:
+        os._exit(0)
+    os.waitpid(child, 0)
+    table.mark(5, child, STARTING)  # died while starting
+    assert not table.younger_starting(3, within_s=10)
+    table.mark(6, 0, STARTING)
+    time.sleep(0.15)
+    assert not table.younger_starting(3, within_s=0.1)  # a mark older than the wait is not waited for
 
 
 def open_streams(gateway, n: int) -> list[SSEClient]:

@@ -15,6 +15,7 @@ import time
 
 import requests
 
+from tests.sse_client import SSEClient
 from tests.test_resume_storm import CLIENTS, KEY, Dashboard, publish_steadily, wait_until_seen
 from tests.waiting import eventually
 
@@ -85,3 +86,46 @@ def test_sighup_reload_hands_every_stream_to_new_workers_without_refusal_or_loss
         stop_probe.set()
         for d in dashboards:
             d.join(15)
+
+
+def read_until_closed(stream: SSEClient, timeout: float) -> float:
+    """Read until the server closes the stream; when it did."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            stream.next(max(0.01, deadline - time.time()))
+        except EOFError:
+            return time.time()
+
+
+def test_an_old_worker_serves_until_its_successor_accepts(gateway_factory):
+    """The new worker is held (SIGSTOP) before it could accept: until it runs again, the old worker
+    keeps its streams and answers new ones, so no connect waits in the queue with nobody accepting."""
+    from tests.topology.procs import children
+
+    gateway = gateway_factory(SSE_HEARTBEAT_INTERVAL="300", SSE_RETRY="200", SSE_RETRY_SPREAD="0")
+    url = gateway.url + "/api/realtime/events?channels=orders"
+    assert gateway.proc is not None
+    master = gateway.proc.pid
+    old_workers = set(children(master))
+    with SSEClient(url, KEY) as early:
+        old_process = early.next(10).json["processId"]
+        gateway.proc.send_signal(signal.SIGHUP)
+        new_worker = eventually(lambda: next(iter(set(children(master)) - old_workers), None), timeout=10,
+                                interval=0.002, what="the new worker")
+        os.kill(new_worker, signal.SIGSTOP)  # as if its imports took long
+        try:
+            time.sleep(1.5)
+            assert early.next(2).event == "heartbeat"  # the old worker's stream is still open
+            started = time.time()
+            with SSEClient(url, KEY, timeout=5) as late:
+                connected = late.next(3)
+                assert connected.event == "connected" and connected.json["processId"] == old_process
+                assert time.time() - started < 3  # answered, not queued behind the held worker
+        finally:
+            os.kill(new_worker, signal.SIGCONT)
+        read_until_closed(early, timeout=20)  # handed over once the new worker accepts
+    with SSEClient(url, KEY) as after:
+        assert after.next(10).json["processId"] != old_process
+    eventually(lambda: not any(alive(pid) for pid in old_workers), timeout=15, interval=0.2,
+               what="the old worker to exit")
