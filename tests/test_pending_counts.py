@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import redis
 import requests
 
 from gateway.totals import PendingCounts, read_totals
 from tests.servers import free_port
+from tests.waiting import eventually
 
 
 def test_counts_reach_the_totals_in_one_flush_and_only_once(redis_url):
@@ -40,6 +43,12 @@ def test_counts_survive_a_redis_error_and_go_with_the_next_flush(redis_url):
 def test_what_each_worker_counted_reaches_the_totals_when_it_stops(gateway_factory, redis_url):
     # A report interval far longer than the test: only the workers' stop sends what they counted.
     server = gateway_factory(workers=2, REALTIME_REPORT_INTERVAL="600")
+    # Each worker's upkeep makes its first pass at start (a report, then a flush of what it has
+    # counted): wait until both have reported, and for the rest of that pass, so that the counts
+    # below can only leave with the stop.
+    eventually(lambda: requests.get(server.url + "/api/realtime/status", headers={"X-API-Key": "test-key"},
+                                    timeout=5).json()["processCount"] == 2, timeout=20, what="both workers reported")
+    time.sleep(0.3)
     for _ in range(10):  # webhooks not configured: 503, counted "failed"
         assert requests.post(server.url + "/api/webhooks/joom", data=b"{}", timeout=5).status_code == 503
     for _ in range(3):
