@@ -17,6 +17,7 @@ from shared.models import ExchangeRate, Listing, ListingStatus, PriceHistory, Pr
 from shared.realtime import RealTimeEvent, RealTimeEventType, utc_now_iso
 from tasks.batches import send_batches
 from tasks.errors import MissingExchangeRateError, PermanentError, PriceSettingError, TransientError
+from tasks.price_sql import PlannedRow, plan_rows, record_rows
 from tasks.pricing import Fees, listing_price, moved_enough, shipping_usd
 from tasks.registry import RakudaTask, task
 from tasks.runtime import Runtime
@@ -66,6 +67,8 @@ def plan_reprices(rt: Runtime, listing_ids: list[int], result: SyncResult) -> li
         if rate is None:
             raise MissingExchangeRateError()
         fees = checked_fees(session.scalars(select(PriceSetting)))
+        if rt.db.is_postgresql:
+            return plans_from(plan_rows(session, listing_ids, rate, usable(fees)), fees, result)
         rows = session.execute(
             select(Listing.id, Listing.marketplace, Listing.marketplace_listing_id, Listing.listing_price,
                    Listing.currency, Product.purchase_price_jpy, Product.weight_grams)
@@ -83,6 +86,25 @@ def plan_reprices(rt: Runtime, listing_ids: list[int], result: SyncResult) -> li
         price = listing_price(purchase_jpy, rate, shipping, setting)
         if moved_enough(old_price, price):
             plans.append(Reprice(listing_id, marketplace, remote_id, old_price, price, shipping, currency))
+    return plans
+
+
+def usable(fees: dict[str, Fees | str]) -> list[Fees]:
+    return [setting for setting in fees.values() if not isinstance(setting, str)]
+
+
+def plans_from(rows: list[PlannedRow], fees: dict[str, Fees | str], result: SyncResult) -> list[Reprice]:
+    """The moved ones among rows priced by PostgreSQL; the ones whose fees were refused, noted."""
+    plans = []
+    for row in rows:
+        result.examined += 1
+        if not row.priced:
+            setting = fees.get(row.marketplace, f"no price setting for {row.marketplace}")
+            result.refused_settings[row.marketplace] = str(setting)
+        elif row.moved:
+            assert row.new_price is not None and row.shipping is not None
+            plans.append(Reprice(row.id, row.marketplace, row.marketplace_listing_id, row.old_price,
+                                 row.new_price, row.shipping, row.currency))
     return plans
 
 
@@ -124,7 +146,16 @@ def sync_prices(rt: Runtime, listing_ids: list[int]) -> SyncResult:
 
 
 def record_reprices(rt: Runtime, plans: list[Reprice], result: SyncResult) -> None:
-    """Write a batch's new prices with one UPDATE, its history with one INSERT, and its events."""
+    """Write a batch's new prices with one UPDATE, its history with one INSERT, and its events.
+
+    On PostgreSQL all three are one statement, the events' JSON built by it (:mod:`tasks.price_sql`).
+    """
+    if rt.db.is_postgresql:
+        with rt.outbox.transaction() as changes:
+            changes.add_stored(record_rows(changes.session, [(p.listing_id, p.new_price, p.shipping) for p in plans],
+                                           utcnow(), utc_now_iso()))
+        result.changed += len(changes.stored)
+        return
     by_id = {plan.listing_id: plan for plan in plans}
     with rt.outbox.transaction() as changes:
         session = changes.session
