@@ -78,7 +78,8 @@ def mark_sent(session: Session, postgresql: bool, ids: list[int], bus_ids: list[
     if postgresql:
         session.execute(text(
             "UPDATE outbox_events AS o SET published_at = :now, bus_id = s.bus_id "
-            "FROM unnest(CAST(:ids AS bigint[]), CAST(:bus_ids AS varchar[])) AS s(id, bus_id) WHERE o.id = s.id"
+            "FROM unnest(CAST(:ids AS bigint[]), CAST(:bus_ids AS varchar[])) AS s(id, bus_id) "
+            "WHERE o.id = s.id AND o.id = ANY(CAST(:ids AS bigint[]))"  # found by primary key, not the table hashed
         ), {"now": now, "ids": ids, "bus_ids": bus_ids})
         return
     table = cast(Table, OutboxEvent.__table__)

@@ -26,13 +26,16 @@ from shared.realtime import EncodedEvent, RealTimeEventType
 from tasks.outbox_rows import StoredEvent
 from tasks.pricing import JOOM_SHIPPING_BASE, JOOM_SHIPPING_PER_GRAM, REPRICE_THRESHOLD, Fees
 
+# The product is read per listing by its primary key (``LIMIT 1`` keeps the subquery a probe: as a
+# join the planner would hash the whole products table for each batch).
 PLAN = text("""
 SELECT l.id, l.marketplace, l.marketplace_listing_id, l.listing_price, l.currency,
        f.divisor IS NOT NULL AS priced, c.price, s.shipping,
        (l.listing_price IS NULL OR l.listing_price = 0
         OR (l.listing_price > 0 AND abs(c.price - l.listing_price) > :threshold * l.listing_price)) AS moved
 FROM listings AS l
-JOIN products AS p ON p.id = l.product_id
+CROSS JOIN LATERAL (SELECT purchase_price_jpy, weight_grams FROM products WHERE products.id = l.product_id
+    LIMIT 1) AS p
 LEFT JOIN unnest(CAST(:marketplaces AS varchar[]), CAST(:divisors AS numeric[]), CAST(:flat AS numeric[]))
     AS f(marketplace, divisor, flat) ON f.marketplace = l.marketplace
 CROSS JOIN LATERAL (SELECT CASE WHEN l.marketplace = 'JOOM'
@@ -45,17 +48,19 @@ WHERE l.id = ANY(CAST(:ids AS integer[])) AND l.status = :active
 """)
 
 # Rows whose price is already the new one (a concurrent run recorded it) are left out: they are
-# neither written, nor recorded, nor announced. The locks are taken in id order.
+# neither written, nor recorded, nor announced. The locks are taken in id order. ``l.id = ANY(ids)``
+# beside the joins lets the listings be found by their primary key rather than hashed whole.
 RECORD = text("""
 WITH v AS (
     SELECT * FROM unnest(CAST(:ids AS integer[]), CAST(:prices AS numeric[]), CAST(:shipping AS numeric[]))
         AS v(id, price, shipping)
 ), locked AS (
-    SELECT l.id, l.listing_price AS old_price FROM listings AS l JOIN v ON v.id = l.id
-    WHERE l.listing_price IS DISTINCT FROM v.price ORDER BY l.id FOR UPDATE OF l
+    SELECT l.id, l.listing_price AS old_price, v.price, v.shipping FROM listings AS l JOIN v ON v.id = l.id
+    WHERE l.id = ANY(CAST(:ids AS integer[])) AND l.listing_price IS DISTINCT FROM v.price
+    ORDER BY l.id FOR UPDATE OF l
 ), written AS (
-    UPDATE listings AS l SET listing_price = v.price, shipping_cost = v.shipping, updated_at = :now
-    FROM locked JOIN v ON v.id = locked.id WHERE l.id = locked.id
+    UPDATE listings AS l SET listing_price = locked.price, shipping_cost = locked.shipping, updated_at = :now
+    FROM locked WHERE l.id = locked.id AND l.id = ANY(CAST(:ids AS integer[]))
     RETURNING l.id, locked.old_price, l.listing_price, l.currency, l.marketplace
 ), history AS (
     INSERT INTO price_history (listing_id, old_price, new_price, currency, reason, created_at)
