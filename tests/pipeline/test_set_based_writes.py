@@ -56,7 +56,9 @@ def test_stored_events_carry_their_row_id_and_are_stored_as_they_will_be_publish
     from shared.realtime import RealTimeEvent
     from tasks.outbox_rows import store
 
-    events = [RealTimeEvent.create("PRICE_CHANGE", i, "updated", {"newPrice": f"{i}.00"}) for i in (1, 2, 3)]
+    # strings that COPY's text format would take apart unescaped: backslashes, tab and newline escapes
+    events = [RealTimeEvent.create("PRICE_CHANGE", i, "updated", {"newPrice": f"{i}.00", "note": note})
+              for i, note in ((1, 'a\\b "q"'), (2, "tab\there\nnew\\n"), (3, "é\u2028\x01\\\\"))]
     with database.transaction() as session:
         stored = store(session, database.is_postgresql, events)
     with database.transaction() as session:
