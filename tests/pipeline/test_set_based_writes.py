@@ -38,8 +38,8 @@ def test_prices_and_sent_marks_are_written_for_every_row_and_only_those(database
         session.add_all([*listings, *rows])
         session.flush()
         ebay, joom = listings
-        write_prices(session, database.is_postgresql,
-                     [Reprice(ebay.id, "EBAY", None, Decimal("1.00"), Decimal("12.34"), Decimal("5.00"), "USD")])
+        write_prices(session, [Reprice(ebay.id, "EBAY", None, Decimal("1.00"), Decimal("12.34"), Decimal("5.00"),
+                                       "USD")])
         mark_sent(session, database.is_postgresql, [rows[0].id, rows[2].id], ["1-0", None], utcnow())
         ids = [row.id for row in rows]
     with database.transaction() as session:
