@@ -46,6 +46,7 @@ class Changes:
 
     session: Session
     events: list[RealTimeEvent] = field(default_factory=list)
+    stored: list[StoredEvent] = field(default_factory=list)
     published: int = 0
 
     def emit(self, *events: RealTimeEvent) -> None:
@@ -53,6 +54,10 @@ class Changes:
 
     def emit_all(self, events: Iterable[RealTimeEvent]) -> None:
         self.events += events
+
+    def add_stored(self, rows: Iterable[StoredEvent]) -> None:
+        """Outbox rows the body inserted itself (their JSON built by SQL): published after the commit too."""
+        self.stored += rows
 
 
 class Outbox:
@@ -72,7 +77,7 @@ class Outbox:
         try:
             with session.begin():
                 yield changes
-                stored = store(session, self.db.is_postgresql, changes.events)
+                stored = changes.stored + store(session, self.db.is_postgresql, changes.events)
         finally:
             session.close()
         if stored:

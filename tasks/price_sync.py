@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, text, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -17,6 +17,7 @@ from shared.models import ExchangeRate, Listing, ListingStatus, PriceHistory, Pr
 from shared.realtime import RealTimeEvent, RealTimeEventType, utc_now_iso
 from tasks.batches import send_batches
 from tasks.errors import MissingExchangeRateError, PermanentError, PriceSettingError, TransientError
+from tasks.price_sql import PlannedRow, plan_rows, record_rows
 from tasks.pricing import Fees, listing_price, moved_enough, shipping_usd
 from tasks.registry import RakudaTask, task
 from tasks.runtime import Runtime
@@ -66,6 +67,8 @@ def plan_reprices(rt: Runtime, listing_ids: list[int], result: SyncResult) -> li
         if rate is None:
             raise MissingExchangeRateError()
         fees = checked_fees(session.scalars(select(PriceSetting)))
+        if rt.db.is_postgresql:
+            return plans_from(plan_rows(session, listing_ids, rate, usable(fees)), fees, result)
         rows = session.execute(
             select(Listing.id, Listing.marketplace, Listing.marketplace_listing_id, Listing.listing_price,
                    Listing.currency, Product.purchase_price_jpy, Product.weight_grams)
@@ -83,6 +86,25 @@ def plan_reprices(rt: Runtime, listing_ids: list[int], result: SyncResult) -> li
         price = listing_price(purchase_jpy, rate, shipping, setting)
         if moved_enough(old_price, price):
             plans.append(Reprice(listing_id, marketplace, remote_id, old_price, price, shipping, currency))
+    return plans
+
+
+def usable(fees: dict[str, Fees | str]) -> list[Fees]:
+    return [setting for setting in fees.values() if not isinstance(setting, str)]
+
+
+def plans_from(rows: list[PlannedRow], fees: dict[str, Fees | str], result: SyncResult) -> list[Reprice]:
+    """The moved ones among rows priced by PostgreSQL; the ones whose fees were refused, noted."""
+    plans = []
+    for row in rows:
+        result.examined += 1
+        if not row.priced:
+            setting = fees.get(row.marketplace, f"no price setting for {row.marketplace}")
+            result.refused_settings[row.marketplace] = str(setting)
+        elif row.moved:
+            assert row.new_price is not None and row.shipping is not None
+            plans.append(Reprice(row.id, row.marketplace, row.marketplace_listing_id, row.old_price,
+                                 row.new_price, row.shipping, row.currency))
     return plans
 
 
@@ -124,7 +146,16 @@ def sync_prices(rt: Runtime, listing_ids: list[int]) -> SyncResult:
 
 
 def record_reprices(rt: Runtime, plans: list[Reprice], result: SyncResult) -> None:
-    """Write a batch's new prices with one UPDATE, its history with one INSERT, and its events."""
+    """Write a batch's new prices with one UPDATE, its history with one INSERT, and its events.
+
+    On PostgreSQL all three are one statement, the events' JSON built by it (:mod:`tasks.price_sql`).
+    """
+    if rt.db.is_postgresql:
+        with rt.outbox.transaction() as changes:
+            changes.add_stored(record_rows(changes.session, [(p.listing_id, p.new_price, p.shipping) for p in plans],
+                                           utcnow(), utc_now_iso()))
+        result.changed += len(changes.stored)
+        return
     by_id = {plan.listing_id: plan for plan in plans}
     with rt.outbox.transaction() as changes:
         session = changes.session
@@ -134,9 +165,8 @@ def record_reprices(rt: Runtime, plans: list[Reprice], result: SyncResult) -> No
                  if row.listing_price != by_id[row.id].new_price]  # else a concurrent run already recorded it
         if not moved:
             return
-        write_prices(session, rt.db.is_postgresql, [plan for _row, plan in moved])
-        write_history(session, rt.db.is_postgresql, [(row.id, row.listing_price, plan.new_price, row.currency)
-                                                     for row, plan in moved])
+        write_prices(session, [plan for _row, plan in moved])
+        write_history(session, [(row.id, row.listing_price, plan.new_price, row.currency) for row, plan in moved])
         now = utc_now_iso()
         changes.emit_all(RealTimeEvent.create(
             RealTimeEventType.PRICE_CHANGE, row.id, "updated",
@@ -147,36 +177,17 @@ def record_reprices(rt: Runtime, plans: list[Reprice], result: SyncResult) -> No
         result.changed += len(moved)
 
 
-def write_prices(session: Session, postgresql: bool, plans: list[Reprice]) -> None:
-    """Set each listing's price and shipping: one statement on PostgreSQL (arrays unnested)."""
-    now = utcnow()
-    if postgresql:
-        session.execute(text(
-            "UPDATE listings AS l SET listing_price = v.price, shipping_cost = v.shipping, updated_at = :now "
-            "FROM unnest(CAST(:ids AS integer[]), CAST(:prices AS numeric[]), CAST(:shipping AS numeric[])) "
-            "AS v(id, price, shipping) WHERE l.id = v.id"
-        ), {"now": now, "ids": [p.listing_id for p in plans], "prices": [p.new_price for p in plans],
-            "shipping": [p.shipping for p in plans]})
-        return
+def write_prices(session: Session, plans: list[Reprice]) -> None:
+    """Set each listing's price and shipping (the path for databases other than PostgreSQL)."""
     table = cast(Table, Listing.__table__)
     session.execute(update(table).where(table.c.id == bindparam("row_id"))
-                    .values(listing_price=bindparam("price"), shipping_cost=bindparam("shipping"), updated_at=now),
+                    .values(listing_price=bindparam("price"), shipping_cost=bindparam("shipping"), updated_at=utcnow()),
                     [{"row_id": p.listing_id, "price": p.new_price, "shipping": p.shipping} for p in plans])
 
 
-def write_history(session: Session, postgresql: bool,
-                  changes: list[tuple[int, Decimal | None, Decimal, str]]) -> None:
-    """One price_history row per (listing id, old price, new price, currency): one statement on PostgreSQL."""
+def write_history(session: Session, changes: list[tuple[int, Decimal | None, Decimal, str]]) -> None:
+    """One price_history row per (listing id, old price, new price, currency) (databases other than PostgreSQL)."""
     now = utcnow()
-    if postgresql:
-        session.execute(text(
-            "INSERT INTO price_history (listing_id, old_price, new_price, currency, reason, created_at) "
-            "SELECT v.id, v.old, v.new, v.currency, 'price_sync', :now FROM unnest(CAST(:ids AS integer[]), "
-            "CAST(:olds AS numeric[]), CAST(:news AS numeric[]), CAST(:currencies AS varchar[])) "
-            "AS v(id, old, new, currency)"
-        ), {"now": now, "ids": [c[0] for c in changes], "olds": [c[1] for c in changes],
-            "news": [c[2] for c in changes], "currencies": [c[3] for c in changes]})
-        return
     session.execute(insert(PriceHistory), [
         {"listing_id": listing_id, "old_price": old, "new_price": new, "currency": currency,
          "reason": "price_sync", "created_at": now} for listing_id, old, new, currency in changes])

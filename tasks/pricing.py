@@ -14,6 +14,9 @@ from decimal import ROUND_CEILING, Decimal
 from tasks.errors import PriceSettingError
 
 CENT = Decimal("0.01")
+# Joom's shipping: a base charge plus so much per gram (the other marketplaces use their flat default).
+JOOM_SHIPPING_BASE = Decimal(5)
+JOOM_SHIPPING_PER_GRAM = CENT
 # A listing is repriced only when the new price moved more than this fraction.
 REPRICE_THRESHOLD = Decimal("0.01")
 
@@ -40,7 +43,7 @@ class Fees:
 
 def shipping_usd(marketplace: str, weight_grams: int, fees: Fees) -> Decimal:
     if marketplace == "JOOM":
-        return Decimal(5) + CENT * weight_grams
+        return JOOM_SHIPPING_BASE + JOOM_SHIPPING_PER_GRAM * weight_grams
     return fees.default_shipping_usd
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 
 from shared import task_names
 from shared.models import Listing, OutboxEvent, PriceHistory
+from shared.realtime import RealTimeEvent, RealTimeEventType
 from tasks import price_sync
 from tasks.runtime import Runtime
 from tests.pipeline.conftest import published_events, run_relay
@@ -61,6 +62,13 @@ def test_a_batch_goes_out_in_one_publish_many_with_each_rows_old_and_new_price(
         body, bus_id = rows[data["outboxId"]]
         assert bus_id == event["id"]
         assert json.loads(body) == {k: v for k, v in event.items() if k != "id"}  # published as stored
+        # PostgreSQL built the JSON: it is what the event schema makes of the same event, byte for byte
+        made = RealTimeEvent.create(RealTimeEventType.PRICE_CHANGE, listing.id, "updated", {
+            "oldPrice": "100.00", "newPrice": str(listing.listing_price), "currency": listing.currency,
+            "listingId": listing.id, "marketplace": listing.marketplace.value, "kind": "listing",
+            "outboxId": data["outboxId"]}, event["timestamp"])
+        assert RealTimeEvent.parse({k: v for k, v in event.items() if k != "id"}) == made
+        assert body == made.to_json()
 
 
 def test_a_batch_whose_history_insert_fails_commits_and_publishes_nothing(runtime, catalogue, bus_redis):

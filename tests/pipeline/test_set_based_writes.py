@@ -38,8 +38,8 @@ def test_prices_and_sent_marks_are_written_for_every_row_and_only_those(database
         session.add_all([*listings, *rows])
         session.flush()
         ebay, joom = listings
-        write_prices(session, database.is_postgresql,
-                     [Reprice(ebay.id, "EBAY", None, Decimal("1.00"), Decimal("12.34"), Decimal("5.00"), "USD")])
+        write_prices(session, [Reprice(ebay.id, "EBAY", None, Decimal("1.00"), Decimal("12.34"), Decimal("5.00"),
+                                       "USD")])
         mark_sent(session, database.is_postgresql, [rows[0].id, rows[2].id], ["1-0", None], utcnow())
         ids = [row.id for row in rows]
     with database.transaction() as session:
@@ -56,7 +56,9 @@ def test_stored_events_carry_their_row_id_and_are_stored_as_they_will_be_publish
     from shared.realtime import RealTimeEvent
     from tasks.outbox_rows import store
 
-    events = [RealTimeEvent.create("PRICE_CHANGE", i, "updated", {"newPrice": f"{i}.00"}) for i in (1, 2, 3)]
+    # strings that COPY's text format would take apart unescaped: backslashes, tab and newline escapes
+    events = [RealTimeEvent.create("PRICE_CHANGE", i, "updated", {"newPrice": f"{i}.00", "note": note})
+              for i, note in ((1, 'a\\b "q"'), (2, "tab\there\nnew\\n"), (3, "é\u2028\x01\\\\"))]
     with database.transaction() as session:
         stored = store(session, database.is_postgresql, events)
     with database.transaction() as session:
