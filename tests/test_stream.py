@@ -228,7 +228,7 @@ def never_reading_stream(gateway) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", gateway.port))
     sock.sendall(b"GET /api/realtime/events?channels=listings HTTP/1.1\r\nHost: x\r\nX-API-Key: test-key\r\n\r\n")
-    time.sleep(0.3)
+    eventually(lambda: _status(gateway)["process"]["activeConnections"] == 1, timeout=10, what="the stream registered")
     return sock
 
 
@@ -244,7 +244,9 @@ def test_slow_client_is_dropped_while_a_fast_client_keeps_its_latency(gateway_fa
             message = fast.next_event(5)
             delays.append(message.received_at - sent)
             assert payload_ids(message) == [f"l-{i}"]
-    stats = requests.get(gateway.url + "/api/realtime/stats", headers=KEY, timeout=5).json()
+    # Dropped once its buffer has stayed full for SSE_SEND_TIMEOUT: by now, or within that time.
+    stats = eventually(lambda: (s := requests.get(gateway.url + "/api/realtime/stats", headers=KEY, timeout=5).json())
+                       ["slowClientsDropped"] and s, timeout=10, what="the slow client dropped")
     slow.close()
     assert stats["slowClientsDropped"] == 1
     assert stats["types"]["LISTING_UPDATE"]["dropped"] >= 1
