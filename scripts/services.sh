@@ -51,6 +51,16 @@ ensure_postgres() {
     || su postgres -c "createdb test" >&2 || true
 }
 
+# Each run of the suite creates and drops a few hundred schemas; their catalog rows stay behind as
+# dead rows until a VACUUM, and on a server with autovacuum off (CI's machines) every later DDL
+# and catalog lookup gets slower, run after run. Vacuum the catalogs those schemas touch.
+vacuum_catalogs() {  # database URL
+  psql "$1" -qc "VACUUM pg_catalog.pg_attribute, pg_catalog.pg_depend, pg_catalog.pg_class, \
+    pg_catalog.pg_constraint, pg_catalog.pg_index, pg_catalog.pg_type, pg_catalog.pg_attrdef, \
+    pg_catalog.pg_sequence, pg_catalog.pg_trigger, pg_catalog.pg_namespace, pg_catalog.pg_shdepend" >&2 \
+    || echo "could not vacuum the catalogs of $1 (the tests still run)" >&2
+}
+
 ensure_venv() {  # extras
   VENV="${VENV:-$ROOT/.venv}"
   if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
