@@ -66,17 +66,15 @@ def gunicorn_logconfig(level: str, access_log: str | None = "-") -> dict[str, An
     for no access log (the ``gunicorn.access`` logger then has no handler and does not propagate).
     """
     handler = {"class": "logging.StreamHandler", "formatter": "json", "filters": ["request_id"]}
-    if access_log is None:
-        access_handlers = []
-    elif access_log == "-":
-        access_handlers = ["stdout"]
-    else:
-        access_handlers = ["access_file"]
     handlers: dict[str, Any] = {"stderr": {**handler, "stream": "ext://sys.stderr"},
                                 "stdout": {**handler, "stream": "ext://sys.stdout"}}
-    if access_log not in (None, "-"):
+    access_handlers: list[str] = []
+    if access_log == "-":
+        access_handlers = ["stdout"]
+    elif access_log is not None:
         handlers["access_file"] = {"class": "logging.handlers.WatchedFileHandler", "filename": access_log,
                                    "formatter": "json", "filters": ["request_id"]}
+        access_handlers = ["access_file"]
     return {
         "version": 1,
         "disable_existing_loggers": False,
