@@ -34,7 +34,7 @@ from gateway.tallies import EVENT_TYPES
 from gateway.totals import DropReason, read_totals
 from shared.constants import TASK_DURATION_EDGES_S
 from shared.database import Database
-from shared.models import OutboxEvent
+from shared.models import OutboxUnsent
 from shared.webhook_payloads import PROVIDERS
 
 metrics_bp = Blueprint("metrics", __name__)
@@ -172,7 +172,7 @@ def outbox_unsent(database: Database) -> int | None:
     """Outbox rows not yet published; None when the database cannot say (unreachable, no schema)."""
     try:
         with database.engine.connect() as connection:
-            query = select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))
+            query = select(func.count()).select_from(OutboxUnsent)
             return int(connection.execute(query).scalar_one())
     except SQLAlchemyError:
         return None

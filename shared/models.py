@@ -19,13 +19,13 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
-    Index,
     Integer,
     MetaData,
     Numeric,
     String,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -38,9 +38,10 @@ from shared.model_enums import (
     ProductStatus,
     WebhookStatus,
 )
+from shared.outbox_trigger import create_trigger
 
 __all__ = ["Base", "ExchangeRate", "Listing", "ListingStatus", "Marketplace", "Order", "OrderLine", "OrderStatus",
-           "OutboxEvent", "PriceHistory", "PriceSetting", "Product", "ProductSource", "ProductStatus",
+           "OutboxEvent", "OutboxUnsent", "PriceHistory", "PriceSetting", "Product", "ProductSource", "ProductStatus",
            "WebhookEvent", "WebhookStatus", "utcnow"]
 
 
@@ -214,15 +215,26 @@ class WebhookEvent(Base):
 
 
 class OutboxEvent(Base):
-    """An event written in the transaction of the change it describes; published after commit."""
+    """An event written in the transaction of the change it describes; published after commit.
+
+    Stored once and never updated: whether it is still to be published is its row in
+    ``outbox_unsent``, which a trigger adds on every insert, however the row was written.
+    """
 
     __tablename__ = "outbox_events"
-    __table_args__ = (Index("ix_outbox_events_unsent", "id", postgresql_where=text("published_at IS NULL"),
-                            sqlite_where=text("published_at IS NULL")),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     channel: Mapped[str] = mapped_column(String(64))
     event_json: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(Tz, default=utcnow)
-    published_at: Mapped[datetime | None] = mapped_column(Tz)
-    bus_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class OutboxUnsent(Base):
+    """The id of an outbox row not yet published; deleting it is claiming and marking the row sent."""
+
+    __tablename__ = "outbox_unsent"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+
+
+event.listen(OutboxUnsent.__table__, "after_create", create_trigger)  # by create_all, as by the migrations

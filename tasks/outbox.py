@@ -5,11 +5,17 @@ so a rolled-back change never publishes. The events of a transaction are stored 
 statement at its end, each already carrying its row id as ``data.outboxId`` (the ids are taken
 from the table's sequence first), so the stored JSON is exactly what is published. Right after
 the commit the new rows are published (grouped by channel, one ``publish_many`` per channel)
-and marked sent by id array. If Redis refuses them, they stay unsent and ``relay()`` (a
-periodic task) publishes them later. On PostgreSQL rows are claimed with ``FOR UPDATE SKIP
-LOCKED``, so the post-commit publisher and any number of relays never publish the same row at once.
+and marked sent. If Redis refuses them, they stay unsent and ``relay()`` (a periodic task)
+publishes them later.
 
-Delivery is at least once: a crash between publishing and marking sent republishes. Each
+A row is unsent while its id is in ``outbox_unsent``. A publisher takes the rows it publishes
+by deleting their ids there, publishes, and commits: the delete's row locks keep the
+post-commit publisher and any number of relays from publishing the same row at once, and a
+failed publish rolls the delete back (or puts back the rows of the channels not published).
+Event rows are never updated, so marking 5,000 of them sent writes 5,000 narrow rows' deletes
+instead of 5,000 new versions of rows that carry their JSON.
+
+Delivery is at least once: a crash between publishing and the commit republishes. Each
 event carries ``data.outboxId`` so a consumer can drop a duplicate.
 """
 
@@ -23,16 +29,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import CursorResult, delete, select, text
 from sqlalchemy.orm import Session
 
 from shared import task_names as names
 from shared.database import Database
 from shared.event_bus import EventBus
 from shared.exceptions import PublishError
-from shared.models import OutboxEvent, utcnow
+from shared.models import OutboxEvent, OutboxUnsent, utcnow
 from shared.realtime import RealTimeEvent
-from tasks.outbox_rows import StoredEvent, claim, mark_sent, store, stored_event
+from tasks.outbox_rows import StoredEvent, put_back, store, take_oldest, take_unsent
 from tasks.registry import RakudaTask, task
 
 log = logging.getLogger(__name__)
@@ -90,8 +96,8 @@ class Outbox:
     def publish_stored(self, stored: list[StoredEvent]) -> int:
         """Publish these just-committed rows (those no relay has taken meanwhile) and mark them sent."""
         with self._publishing() as session:
-            claimed = claim(session, self.db.is_postgresql, [row.id for row in stored])
-            published, failure = self._publish(session, [row for row in stored if row.id in claimed])
+            taken = take_unsent(session, self.db.is_postgresql, [row.id for row in stored])
+            published, failure = self._publish(session, [row for row in stored if row.id in taken])
         if failure is not None:
             raise failure
         return published
@@ -102,41 +108,44 @@ class Outbox:
         Raises PublishError when Redis refuses; channels published before that stay marked.
         """
         with self._publishing() as session:
-            rows = session.execute(select(OutboxEvent.id, OutboxEvent.channel, OutboxEvent.event_json)
-                                   .where(OutboxEvent.published_at.is_(None))
-                                   .order_by(OutboxEvent.id).limit(limit).with_for_update(skip_locked=True))
-            published, failure = self._publish(session, [stored_event(*row) for row in rows])
+            published, failure = self._publish(session, take_oldest(session, self.db.is_postgresql, limit))
         if failure is not None:
             raise failure
         return published
 
     @contextmanager
     def _publishing(self) -> Iterator[Session]:
+        """A transaction that takes rows, publishes them and marks them sent.
+
+        On PostgreSQL its commit does not wait for the disk: a crash that loses it only makes
+        its rows unsent again, to be published once more, which at-least-once delivery allows.
+        """
         session = self.db.new_session()
         try:
             with session.begin():
+                if self.db.is_postgresql:
+                    session.execute(text("SET LOCAL synchronous_commit TO off"))
                 yield session
         finally:
             session.close()
 
     def _publish(self, session: Session, rows: list[StoredEvent]) -> tuple[int, PublishError | None]:
-        """One ``publish_many`` per channel, each channel's rows marked sent in one statement.
+        """One ``publish_many`` per channel, for rows taken from the unsent ones in ``session``.
 
-        Stops at the first PublishError and returns it: the channels published before it stay
-        marked when the caller commits.
+        Stops at the first PublishError and returns it, the rows not published put back as
+        unsent: the channels published before it stay marked when the caller commits.
         """
         by_channel: dict[str, list[StoredEvent]] = defaultdict(list)
         for row in rows:
             by_channel[row.channel].append(row)
-        now, published = utcnow(), 0
+        published, published_channels = 0, set[str]()
         for channel, group in by_channel.items():
             try:
-                bus_ids = self.bus.publish_many(channel, [row.event for row in group])
+                self.bus.publish_many(channel, [row.event for row in group])
             except PublishError as exc:
+                put_back(session, [row.id for row in rows if row.channel not in published_channels])
                 return published, exc
-            # none when realtime is off
-            marks: list[str | None] = [bus_ids[i] if i < len(bus_ids) else None for i in range(len(group))]
-            mark_sent(session, self.db.is_postgresql, [row.id for row in group], marks, now)
+            published_channels.add(channel)
             published += len(group)
         return published, None
 
@@ -150,10 +159,11 @@ class Outbox:
                 return total
 
     def prune_sent(self, older_than: timedelta = timedelta(days=1), now: datetime | None = None) -> int:
-        """Delete rows published more than ``older_than`` ago."""
+        """Delete published rows written more than ``older_than`` ago."""
         cutoff = (now or utcnow()) - older_than
         with self.db.transaction() as session:
-            stale = delete(OutboxEvent).where(OutboxEvent.published_at < cutoff)
+            stale = delete(OutboxEvent).where(OutboxEvent.created_at < cutoff,
+                                              OutboxEvent.id.not_in(select(OutboxUnsent.id)))
             result = cast(CursorResult[Any], session.execute(stale))
             return result.rowcount or 0
 

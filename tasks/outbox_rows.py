@@ -1,8 +1,11 @@
-"""Outbox rows: stored with the change's transaction, claimed for publishing, marked sent.
+"""Outbox rows: stored with the change's transaction, then taken from ``outbox_unsent`` to be published.
 
-On PostgreSQL each is one statement (ids taken from the table's sequence first, so that the
-stored JSON already carries ``data.outboxId``; the rows written with one COPY; claims and marks
-over id arrays); elsewhere, row by row.
+On PostgreSQL each step is one statement (ids taken from the table's sequence first, so that
+the stored JSON already carries ``data.outboxId``; the rows written with one COPY; the unsent
+ids taken by id array); elsewhere, row by row. A row is unsent while its id is in
+``outbox_unsent`` (a trigger puts it there on insert); taking it deletes that id, so claiming a
+row for publishing and marking it sent are one write of a narrow row, committed or rolled back
+with the publish.
 """
 
 from __future__ import annotations
@@ -10,13 +13,13 @@ from __future__ import annotations
 import io
 import json
 from datetime import datetime
-from typing import NamedTuple, cast
+from typing import NamedTuple
 
-from sqlalchemy import Table, bindparam, insert, select, text, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from shared.constants import CHANNEL_TYPES, TYPE_CHANNELS
-from shared.models import OutboxEvent, utcnow
+from shared.models import OutboxEvent, OutboxUnsent, utcnow
 from shared.realtime import EncodedEvent, RealTimeEvent
 
 
@@ -80,29 +83,35 @@ def stored_event(row_id: int, channel: str, event_json: str) -> StoredEvent:
     return StoredEvent(row_id, channel, EncodedEvent(CHANNEL_TYPES[channel], event_json))
 
 
-def mark_sent(session: Session, postgresql: bool, ids: list[int], bus_ids: list[str | None],
-              now: datetime) -> None:
-    """Mark these rows published with their bus ids: one statement on PostgreSQL (id and bus id arrays)."""
-    if not ids:
-        return
+def take_unsent(session: Session, postgresql: bool, ids: list[int]) -> set[int]:
+    """Claim those of ``ids`` still unsent, for publishing: their ids leave ``outbox_unsent`` in
+    ``session``'s transaction. Committed, that marks them sent; rolled back, they are unsent again.
+
+    Waits for a relay holding some of them (``take_oldest``), then skips those it published.
+    """
     if postgresql:
-        session.execute(text(
-            "UPDATE outbox_events AS o SET published_at = :now, bus_id = s.bus_id "
-            "FROM unnest(CAST(:ids AS bigint[]), CAST(:bus_ids AS varchar[])) AS s(id, bus_id) "
-            "WHERE o.id = s.id AND o.id = ANY(CAST(:ids AS bigint[]))"  # found by primary key, not the table hashed
-        ), {"now": now, "ids": ids, "bus_ids": bus_ids})
-        return
-    table = cast(Table, OutboxEvent.__table__)
-    session.execute(update(table).where(table.c.id == bindparam("row_id"))
-                    .values(published_at=now, bus_id=bindparam("row_bus_id")),
-                    [{"row_id": i, "row_bus_id": b} for i, b in zip(ids, bus_ids, strict=True)])
+        statement = text("DELETE FROM outbox_unsent WHERE id = ANY(CAST(:ids AS bigint[])) RETURNING id")
+        return set(session.scalars(statement, {"ids": ids}))
+    return set(session.scalars(delete(OutboxUnsent).where(OutboxUnsent.id.in_(ids)).returning(OutboxUnsent.id)))
 
 
-def claim(session: Session, postgresql: bool, ids: list[int]) -> set[int]:
-    """Those of ``ids`` still unsent and not being published by anyone else (locked until commit)."""
+def take_oldest(session: Session, postgresql: bool, limit: int) -> list[StoredEvent]:
+    """Claim the oldest ``limit`` unsent rows, as ``take_unsent`` does, skipping rows another
+    publisher holds (``SKIP LOCKED``); the rows, read back, in id order."""
     if postgresql:
-        return set(session.scalars(text(
-            "SELECT id FROM outbox_events WHERE id = ANY(CAST(:ids AS bigint[])) AND published_at IS NULL "
-            "FOR UPDATE SKIP LOCKED"), {"ids": ids}))
-    return set(session.scalars(select(OutboxEvent.id).where(OutboxEvent.id.in_(ids),
-                                                           OutboxEvent.published_at.is_(None))))
+        taken = list(session.scalars(text(
+            "DELETE FROM outbox_unsent WHERE id IN (SELECT id FROM outbox_unsent ORDER BY id LIMIT :limit "
+            "FOR UPDATE SKIP LOCKED) RETURNING id"), {"limit": limit}))
+    else:
+        oldest = select(OutboxUnsent.id).order_by(OutboxUnsent.id).limit(limit).scalar_subquery()
+        taken = list(session.scalars(delete(OutboxUnsent).where(OutboxUnsent.id.in_(oldest))
+                                     .returning(OutboxUnsent.id)))
+    rows = session.execute(select(OutboxEvent.id, OutboxEvent.channel, OutboxEvent.event_json)
+                           .where(OutboxEvent.id.in_(taken)).order_by(OutboxEvent.id))
+    return [stored_event(*row) for row in rows]
+
+
+def put_back(session: Session, ids: list[int]) -> None:
+    """Mark rows taken by ``take_unsent`` unsent again (their publish failed)."""
+    if ids:
+        session.execute(insert(OutboxUnsent), [{"id": row_id} for row_id in ids])

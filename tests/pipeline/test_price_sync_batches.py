@@ -17,7 +17,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from shared import task_names
-from shared.models import Listing, OutboxEvent, PriceHistory
+from shared.models import Listing, OutboxEvent, OutboxUnsent, PriceHistory
 from shared.realtime import RealTimeEvent, RealTimeEventType
 from tasks import price_sync
 from tasks.runtime import Runtime
@@ -33,10 +33,12 @@ def listing_ids(rt: Runtime) -> list[int]:
         return list(session.scalars(select(Listing.id).order_by(Listing.id)))
 
 
-def outbox_rows(rt: Runtime) -> dict[int, tuple[str, str | None]]:
+def outbox_rows(rt: Runtime) -> dict[int, tuple[str, bool]]:
+    """Each outbox row's JSON and whether it was published (marked sent)."""
     with rt.db.transaction() as session:
-        return {i: (body, bus_id) for i, body, bus_id in
-                session.execute(select(OutboxEvent.id, OutboxEvent.event_json, OutboxEvent.bus_id))}
+        unsent = set(session.scalars(select(OutboxUnsent.id)))
+        rows = session.execute(select(OutboxEvent.id, OutboxEvent.event_json))
+        return {i: (body, i not in unsent) for i, body in rows}
 
 
 def test_a_batch_goes_out_in_one_publish_many_with_each_rows_old_and_new_price(
@@ -59,8 +61,8 @@ def test_a_batch_goes_out_in_one_publish_many_with_each_rows_old_and_new_price(
         assert (data["oldPrice"], data["newPrice"]) == ("100.00", COMPUTED[listing.marketplace.value])
         assert str(listing.listing_price) == data["newPrice"] == str(history[listing.id].new_price)
         assert history[listing.id].old_price == Decimal("100.00")
-        body, bus_id = rows[data["outboxId"]]
-        assert bus_id == event["id"]
+        body, sent = rows[data["outboxId"]]
+        assert sent
         assert json.loads(body) == {k: v for k, v in event.items() if k != "id"}  # published as stored
         # PostgreSQL built the JSON: it is what the event schema makes of the same event, byte for byte
         made = RealTimeEvent.create(RealTimeEventType.PRICE_CHANGE, listing.id, "updated", {
@@ -93,15 +95,15 @@ def test_a_batch_committed_while_redis_is_down_is_relayed_exactly_once(stoppable
     result = price_sync.sync_prices(rt, listing_ids(rt))  # commits; the publish fails after it
     assert result.changed == 20
     rows = outbox_rows(rt)
-    assert len(rows) == 20 and all(bus_id is None for _body, bus_id in rows.values())
+    assert len(rows) == 20 and not any(sent for _body, sent in rows.values())
 
     private_redis.start()
     reader = redis.Redis.from_url(private_redis.url, decode_responses=True)
-    run_relay(app, lambda: all(bus_id for _body, bus_id in outbox_rows(rt).values()))
+    run_relay(app, lambda: all(sent for _body, sent in outbox_rows(rt).values()))
     events = published_events(reader)
     assert sorted(e["payload"]["data"]["outboxId"] for e in events) == sorted(rows)
     for event in events:
-        body, bus_id = outbox_rows(rt)[event["payload"]["data"]["outboxId"]]
-        assert bus_id == event["id"] and json.loads(body) == {k: v for k, v in event.items() if k != "id"}
+        body, sent = outbox_rows(rt)[event["payload"]["data"]["outboxId"]]
+        assert sent and json.loads(body) == {k: v for k, v in event.items() if k != "id"}
     assert rt.outbox.relay() == 0
     reader.close()

@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import select
 
 from shared.database import Database
-from shared.models import Listing, ListingStatus, Marketplace, OutboxEvent, Product, ProductSource, utcnow
-from tasks.outbox_rows import mark_sent
+from shared.models import Listing, ListingStatus, Marketplace, OutboxEvent, OutboxUnsent, Product, ProductSource
+from shared.realtime import RealTimeEvent
+from tasks.outbox_rows import put_back, store, take_oldest, take_unsent
 from tasks.price_sync import Reprice, write_prices
 from tasks.schema import upgrade
 
@@ -27,35 +28,59 @@ def database(request, tmp_path):
     db.dispose()
 
 
-def test_prices_and_sent_marks_are_written_for_every_row_and_only_those(database):
+def test_prices_are_written_for_every_row_and_only_those(database):
     with database.transaction() as session:
         product = Product(source=ProductSource.MERCARI, source_item_id="m1", title="t", purchase_price_jpy=1000)
         session.add(product)
         session.flush()
         listings = [Listing(product_id=product.id, marketplace=mp, sku=f"s-{mp.value}", status=ListingStatus.ACTIVE,
                             listing_price=Decimal("1.00")) for mp in Marketplace]
-        rows = [OutboxEvent(channel="c", event_json="{}") for _ in range(3)]
-        session.add_all([*listings, *rows])
+        session.add_all(listings)
         session.flush()
         ebay, joom = listings
         write_prices(session, [Reprice(ebay.id, "EBAY", None, Decimal("1.00"), Decimal("12.34"), Decimal("5.00"),
                                        "USD")])
-        mark_sent(session, database.is_postgresql, [rows[0].id, rows[2].id], ["1-0", None], utcnow())
-        ids = [row.id for row in rows]
     with database.transaction() as session:
         prices = dict(session.execute(select(Listing.sku, Listing.listing_price)).all())
         shipping = session.scalar(select(Listing.shipping_cost).where(Listing.sku == "s-EBAY"))
-        marks = session.execute(select(OutboxEvent.id, OutboxEvent.bus_id, OutboxEvent.published_at)
-                                .order_by(OutboxEvent.id)).all()
     assert prices == {"s-EBAY": Decimal("12.34"), "s-JOOM": Decimal("1.00")} and shipping == Decimal("5.00")
-    assert [(i, bus_id, sent is not None) for i, bus_id, sent in marks] == [
-        (ids[0], "1-0", True), (ids[1], None, False), (ids[2], None, True)]
+
+
+def test_every_row_written_is_unsent_until_taken_and_a_rollback_or_put_back_makes_it_unsent_again(database):
+    """However a row is written (ORM, or ``store``: COPY on PostgreSQL), the trigger marks it unsent;
+    taking rows marks them sent in the taker's transaction, oldest first, or the ones asked for."""
+    with database.transaction() as session:
+        orm_rows = [OutboxEvent(channel="rakuda:realtime:listings",
+                                event_json=RealTimeEvent.create("LISTING_UPDATE", i, "updated").to_json())
+                    for i in range(2)]
+        session.add_all(orm_rows)
+        session.flush()
+        stored = store(session, database.is_postgresql, [RealTimeEvent.create("PRICE_CHANGE", i, "updated")
+                                                         for i in range(3)])
+    ids = [row.id for row in orm_rows] + [row.id for row in stored]
+    assert unsent(database) == ids
+    with database.transaction() as session:  # rolled back: still unsent
+        assert [row.id for row in take_oldest(session, database.is_postgresql, 2)] == ids[:2]
+        session.rollback()
+    assert unsent(database) == ids
+    with database.transaction() as session:
+        assert take_unsent(session, database.is_postgresql, [ids[4], ids[2], 10**9]) == {ids[2], ids[4]}
+        put_back(session, [ids[4]])
+    assert unsent(database) == [ids[0], ids[1], ids[3], ids[4]]
+    with database.transaction() as session:  # the oldest, read back as stored, in id order
+        taken = take_oldest(session, database.is_postgresql, 10)
+        assert [row.id for row in taken] == [ids[0], ids[1], ids[3], ids[4]]
+        assert [row.event.json for row in taken[2:]] == [stored[1].event.json, stored[2].event.json]
+        assert take_unsent(session, database.is_postgresql, ids) == set()
+    assert unsent(database) == []
+
+
+def unsent(database: Database) -> list[int]:
+    with database.transaction() as session:
+        return list(session.scalars(select(OutboxUnsent.id).order_by(OutboxUnsent.id)))
 
 
 def test_stored_events_carry_their_row_id_and_are_stored_as_they_will_be_published(database):
-    from shared.realtime import RealTimeEvent
-    from tasks.outbox_rows import store
-
     # strings that COPY's text format would take apart unescaped: backslashes, tab and newline escapes
     events = [RealTimeEvent.create("PRICE_CHANGE", i, "updated", {"newPrice": f"{i}.00", "note": note})
               for i, note in ((1, 'a\\b "q"'), (2, "tab\there\nnew\\n"), (3, "é\u2028\x01\\\\"))]

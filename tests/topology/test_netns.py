@@ -199,14 +199,14 @@ def test_a_partition_between_the_worker_and_redis_delays_its_events_through_the_
         eventually(lambda: net.log("worker").count(NOT_PUBLISHED) >= unpublished_before + len(held),
                    timeout=60, what="the worker's post-commit publish refused")
         refused_after = time.time() - cut_at
-        assert net.sql("SELECT count(*) FROM outbox_events WHERE published_at IS NULL")[0][0] == len(held)
+        assert net.sql("SELECT count(*) FROM outbox_unsent")[0][0] == len(held)
         assert net.sql("SELECT count(*) FROM orders WHERE marketplace_order_id LIKE 'JO-held-%'")[0][0] == len(held)
         assert not set(held) & set(client.orders())
         healed_at = time.time()
         net.topo.heal("worker")
         eventually(lambda: set(held) <= set(client.orders()), timeout=60, what="the held orders' events after the heal")
         relayed_after = time.time() - healed_at
-        eventually(lambda: net.sql("SELECT count(*) FROM outbox_events WHERE published_at IS NULL")[0][0] == 0,
+        eventually(lambda: net.sql("SELECT count(*) FROM outbox_unsent")[0][0] == 0,
                    timeout=30, what="the outbox emptied")
         assert client.resets == [] and len(client.connections) == 1
         net.post_order("gw2", "JO-after-heal")  # and the worker takes new deliveries again
