@@ -24,6 +24,7 @@ from shared.exceptions import (
 )
 from shared.realtime import EventPayload, RealTimeEvent
 from tests.servers import RedisServer, free_port
+from tests.waiting import eventually
 
 ORDERS = EVENT_CHANNELS["ORDERS"]
 INVENTORY = EVENT_CHANNELS["INVENTORY"]
@@ -449,4 +450,33 @@ def test_disabled_realtime_still_refuses_invalid_events(settings: Settings):
         with pytest.raises(InvalidEventError):
             bus.publish(ORDERS, _valid(action="archived"))
     finally:
+        bus.close()
+
+
+def test_a_channel_nobody_listens_to_is_not_sent_a_publish_and_one_with_a_listener_is(
+        settings: Settings, private_redis: RedisServer):
+    """The history stream gets every event; PUBLISH goes only to channels with a subscriber of
+    their own or any pattern subscriber (a private Redis: pub/sub is shared by all databases)."""
+    bus = EventBus()
+    bus.initialize(settings.replace(redis_url=private_redis.url))
+    client = redis.Redis.from_url(private_redis.url, decode_responses=True)
+    try:
+        def publishes() -> int:
+            return client.info("commandstats").get("cmdstat_publish", {}).get("calls", 0)
+
+        bus.publish_many([order(unique()) for _ in range(3)] + [stock(unique()) for _ in range(2)])
+        assert publishes() == 0 and client.xlen(HISTORY_STREAM) == 5
+        received = subscribe_and_wait(bus, client, ORDERS)
+        last = order(unique())
+        bus.publish_many([stock(unique()), order(unique()), stock(unique()), last])
+        assert publishes() == 2  # the two orders, not the inventory events
+        assert len(drain_until(received, last.payload.id)) == 2
+        patterns = client.pubsub()
+        patterns.psubscribe("rakuda:realtime:*")
+        eventually(lambda: client.pubsub_numpat() == 1, what="the pattern subscription")
+        bus.publish_many([stock(unique()), stock(unique())])
+        assert publishes() == 4 and client.xlen(HISTORY_STREAM) == 11
+        patterns.close()
+    finally:
+        client.close()
         bus.close()
