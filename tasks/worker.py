@@ -1,7 +1,8 @@
 """The Celery app that ``celery -A tasks.worker worker`` and ``celery -A tasks.worker beat`` run.
 
 Bound to the process settings (environment / ``.env``), the shared ``event_bus`` and ``db``.
-Each forked worker process drops the connections it inherited (``worker_process_init``).
+Each forked worker process drops the connections it inherited (``worker_process_init``); the
+garbage collector is set for batch work before the pool forks (``tasks/gc_tuning.py``).
 """
 
 from __future__ import annotations
@@ -24,12 +25,19 @@ from shared.logs import use_format
 from shared.production import refuse_to_start_if_unsafe
 from shared.redis_client import warn_unless_noeviction
 from tasks.celery_app import create_celery
+from tasks.gc_tuning import tune_for_batches
 from tasks.runtime import Runtime
 
 settings = get_settings()
 refuse_to_start_if_unsafe(settings)  # worker and beat: RAKUDA_ENV=production needs strong secrets
 app = create_celery(settings, runtime=Runtime(settings, bus=event_bus, database=db))
 app.set_current()
+
+
+@worker_init.connect
+def tune_garbage_collection(**_: Any) -> None:
+    """Before the pool forks: its processes inherit the frozen start-up objects and the thresholds."""
+    tune_for_batches()
 
 
 @worker_init.connect

@@ -42,3 +42,13 @@ def test_a_given_timestamp_is_kept_and_a_non_utc_one_refused() -> None:
     with pytest.raises(InvalidEventError) as caught:
         RealTimeEvent.create("PRICE_CHANGE", 1, "updated", None, "2026-01-01T00:00:00+01:00")
     assert caught.value.field == "timestamp"
+
+
+def test_now_as_a_timestamp_is_the_current_millisecond_even_when_asked_for_many_times_in_one() -> None:
+    from shared.timestamps import utc_iso
+
+    for _ in range(2000):
+        before = utc_iso()
+        now = utc_now_iso()
+        after = utc_iso()
+        assert before <= now <= after and now.endswith("Z") and len(now) == len("2026-11-28T10:00:00.123Z")
