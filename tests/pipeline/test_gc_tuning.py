@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from tests.bench_checks import ROOT
+from tests.servers import ROOT
 
 PROBE = """
 import gc, json
