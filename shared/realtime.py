@@ -34,10 +34,12 @@ def utc_now_iso() -> str:
     """
     global _last_stamp
     millisecond = time.time_ns() // 1_000_000
-    if _last_stamp[0] != millisecond:
+    kept = _last_stamp  # read once: another thread may replace it meanwhile
+    if kept[0] != millisecond:
         second, rest = divmod(millisecond, 1000)
-        _last_stamp = (millisecond, utc_iso(datetime.fromtimestamp(second, UTC).replace(microsecond=rest * 1000)))
-    return _last_stamp[1]
+        moment = datetime.fromtimestamp(second, UTC).replace(microsecond=rest * 1000)
+        kept = _last_stamp = (millisecond, utc_iso(moment))
+    return kept[1]
 
 
 _last_stamp: tuple[int, str] = (-1, "")
@@ -45,6 +47,11 @@ _last_stamp: tuple[int, str] = (-1, "")
 
 # One encoder for every event: json.dumps with arguments builds a new one per call.
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def compact_json(value: Any) -> str:
+    """``value`` as an event's JSON is written: no spaces, non-ASCII as is, no NaN."""
+    return _COMPACT_JSON.encode(value)
 
 
 def _check_json(value: Any, path: str) -> None:
@@ -188,7 +195,7 @@ class RealTimeEvent(BaseModel):
         data = payload.data if not extra_data else {**(payload.data or {}), **extra_data}
         if data is not None:
             body_payload["data"] = data
-        return _COMPACT_JSON.encode({"type": self.type.value, "payload": body_payload, "timestamp": self.timestamp})
+        return compact_json({"type": self.type.value, "payload": body_payload, "timestamp": self.timestamp})
 
     def encoded(self, extra_data: dict[str, Any] | None = None) -> EncodedEvent:
         """This event as JSON ready to publish, with ``extra_data`` merged into ``payload.data``."""

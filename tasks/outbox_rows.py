@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from shared.constants import CHANNEL_TYPES, TYPE_CHANNELS
 from shared.models import OutboxEvent, OutboxUnsent, utcnow
-from shared.realtime import EncodedEvent, RealTimeEvent
+from shared.realtime import EncodedEvent, RealTimeEvent, compact_json
 
 
 class StoredEvent(NamedTuple):
@@ -79,7 +79,7 @@ def stored_event(row_id: int, channel: str, event_json: str) -> StoredEvent:
     if '"outboxId":' not in event_json:
         event = json.loads(event_json)
         event["payload"]["data"] = {**(event["payload"].get("data") or {}), "outboxId": row_id}
-        event_json = json.dumps(event, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        event_json = compact_json(event)
     return StoredEvent(row_id, channel, EncodedEvent(CHANNEL_TYPES[channel], event_json))
 
 
@@ -106,12 +106,14 @@ def take_oldest(session: Session, postgresql: bool, limit: int) -> list[StoredEv
         oldest = select(OutboxUnsent.id).order_by(OutboxUnsent.id).limit(limit).scalar_subquery()
         taken = list(session.scalars(delete(OutboxUnsent).where(OutboxUnsent.id.in_(oldest))
                                      .returning(OutboxUnsent.id)))
+    if not taken:  # the relay's usual pass: nothing left unsent
+        return []
     rows = session.execute(select(OutboxEvent.id, OutboxEvent.channel, OutboxEvent.event_json)
                            .where(OutboxEvent.id.in_(taken)).order_by(OutboxEvent.id))
     return [stored_event(*row) for row in rows]
 
 
 def put_back(session: Session, ids: list[int]) -> None:
-    """Mark rows taken by ``take_unsent`` unsent again (their publish failed)."""
+    """Mark rows taken by ``take_unsent`` or ``take_oldest`` unsent again (their publish failed)."""
     if ids:
         session.execute(insert(OutboxUnsent), [{"id": row_id} for row_id in ids])

@@ -26,6 +26,5 @@ def test_the_worker_freezes_its_start_up_objects_and_raises_the_young_threshold(
                           timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert seen["before"] == [700, 10, 10]
-    assert seen["after"] == [50_000, 20, 10]
+    assert seen["before"] != seen["after"] == [50_000, 20, 10]  # CPython's defaults before: 700, 10, 10 on 3.11
     assert seen["frozen"] > 10_000  # the imports: modules, the app, its tasks

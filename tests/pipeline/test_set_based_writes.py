@@ -92,3 +92,24 @@ def test_stored_events_carry_their_row_id_and_are_stored_as_they_will_be_publish
     for row, event in zip(stored, events, strict=True):
         assert rows[row.id] == row.event.json and row.channel == "rakuda:realtime:pricing"
         assert RealTimeEvent.parse(rows[row.id]).payload.data == {**event.payload.data, "outboxId": row.id}
+
+
+def test_pruning_deletes_published_rows_older_than_the_cutoff_and_keeps_unsent_ones(database):
+    from datetime import timedelta
+
+    from shared.models import utcnow
+    from tasks.outbox import Outbox
+
+    old = utcnow() - timedelta(days=2)
+    with database.transaction() as session:
+        rows = [OutboxEvent(channel="rakuda:realtime:listings", created_at=created,
+                            event_json=RealTimeEvent.create("LISTING_UPDATE", i, "updated").to_json())
+                for i, created in enumerate((old, old, utcnow()))]
+        session.add_all(rows)
+        session.flush()
+        ids = [row.id for row in rows]
+        take_unsent(session, database.is_postgresql, [ids[0], ids[2]])  # published: the first old one, the new one
+    assert Outbox(database, bus=None).prune_sent() == 1  # type: ignore[arg-type]
+    with database.transaction() as session:
+        assert list(session.scalars(select(OutboxEvent.id).order_by(OutboxEvent.id))) == ids[1:]
+    assert unsent(database) == [ids[1]]
