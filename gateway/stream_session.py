@@ -41,6 +41,19 @@ class StreamRequest:
     remote: str
 
 
+def kernel_give_up_ms(heartbeat_interval_ms: int, send_timeout_ms: int) -> int:
+    """How long the kernel keeps unacknowledged data before it aborts the connection (TCP_USER_TIMEOUT).
+
+    A peer that vanished without closing (sleep, NAT drop) leaves our heartbeat unacknowledged:
+    the kernel gives up after one heartbeat interval, and the waiting recv ends the stream. A
+    peer that stays but stops reading is the gateway's to drop, and count as slow, once its
+    socket has taken nothing for the send timeout; the kernel's clock for it starts earlier (when
+    the peer's window closed, before the gateway's writes began to wait), so it waits twice the
+    send timeout, lest it abort the connection first and the drop be counted as a vanished peer.
+    """
+    return max(heartbeat_interval_ms, 2 * send_timeout_ms)
+
+
 class StreamSession:
     def __init__(self, hub: Hub, wanted: StreamRequest) -> None:
         self.hub = hub
@@ -102,12 +115,8 @@ class StreamSession:
         # merge back-to-back messages (2.3x the messages/s at 1k clients, docs/benchmarks.md);
         # the first write after a pause still leaves at once.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
-        # A peer that vanished without closing (sleep, NAT drop) leaves our heartbeat
-        # unacknowledged: the kernel gives up after one heartbeat interval (or the send
-        # timeout, if longer: a slow reader is ours to drop, and count), and the waiting
-        # recv ends the stream.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT,
-                        max(self.settings.heartbeat_interval_ms, self.settings.send_timeout_ms))
+                        kernel_give_up_ms(self.settings.heartbeat_interval_ms, self.settings.send_timeout_ms))
 
     def _encode_memory_replay(self, plan: ResumePlan, chunked: bool) -> bytes | None:
         """A replay the recent history holds, encoded in full: one write instead of one per message."""

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from gateway.stream_session import kernel_give_up_ms
 from shared.realtime import RealTimeEvent
 from tests.sse_client import SSEClient
 from tests.waiting import eventually
@@ -252,6 +253,13 @@ def test_slow_client_is_dropped_while_a_fast_client_keeps_its_latency(gateway_fa
     assert stats["types"]["LISTING_UPDATE"]["dropped"] >= 1
     # A fan-out blocked by the slow client would hold each message up to SSE_SEND_TIMEOUT (2 s).
     assert sorted(delays)[int(len(delays) * 0.95)] < 1.0, max(delays)
+
+
+def test_the_kernel_aborts_a_stalled_connection_only_after_the_gateway_has_dropped_it_as_slow():
+    # The slow client above would otherwise be aborted by the kernel (counted as gone) about when
+    # the gateway's send timeout fires: the kernel's clock starts first.
+    assert kernel_give_up_ms(heartbeat_interval_ms=1000, send_timeout_ms=2000) >= 2 * 2000
+    assert kernel_give_up_ms(heartbeat_interval_ms=30000, send_timeout_ms=10000) == 30000  # a vanished peer
 
 
 def test_post_test_publishes_a_listing_update(gateway):

@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from gateway.stream_session import kernel_give_up_ms
 from tests.sse_client import SSEClient
 from tests.topology.clients import ResumingClient
 from tests.topology.hosts import HEARTBEAT_MS, KEY, SEND_TIMEOUT_MS, Deployment
@@ -120,7 +121,7 @@ def test_a_silent_client_host_has_every_stream_closed_within_the_timeout(net):
         assert open_fds(pid) >= baseline_fds + 20 - 2
         silent_at = time.time()
         net.topo.drop_all("client")  # its packets vanish: no FIN, no RST, nothing
-        limit = max(HEARTBEAT_MS, SEND_TIMEOUT_MS) / 1000 + 5
+        limit = kernel_give_up_ms(HEARTBEAT_MS, SEND_TIMEOUT_MS) / 1000 + 5
         eventually(lambda: net.get("gw1", "worker", "/api/realtime/connections")["total"] <= baseline_streams,
                    timeout=limit, what="the silent client's streams closed")
         closed_after = time.time() - silent_at
