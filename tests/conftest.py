@@ -125,7 +125,9 @@ def bus(settings: Settings) -> Iterator[EventBus]:
 
 @pytest.fixture
 def gateway_factory(request: pytest.FixtureRequest, settings: Settings):
-    """Start real gateways: ``gateway_factory(workers=1, **env_overrides)``; all stopped after.
+    """Start real gateways: ``gateway_factory(workers=1, forked=True, **env_overrides)``; all stopped
+    after. ``forked=False`` runs the Procfile's command line in a new interpreter instead of forking it
+    from the fork server (tests/forkserver.py): for tests about what happens while a process starts.
 
     On a database of the test's own (flushed after it) they are killed; on a module's shared one
     they stop, so that what a gateway does on its way out (it leaves the cluster) is done before
@@ -133,10 +135,10 @@ def gateway_factory(request: pytest.FixtureRequest, settings: Settings):
     started: list[GatewayServer] = []
     shared_database = _shares_module_gateway(request)
 
-    def start(workers: int = 1, **overrides: str) -> GatewayServer:
+    def start(workers: int = 1, forked: bool = True, **overrides: str) -> GatewayServer:
         env = settings.env_items()
         env.update({k: str(v) for k, v in overrides.items()})
-        server = GatewayServer(env, workers=workers).start()
+        server = GatewayServer(env, workers=workers, forked=forked).start()
         started.append(server)
         return server
 

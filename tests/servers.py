@@ -16,6 +16,8 @@ from pathlib import Path
 
 import requests
 
+from tests import forkserver
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -25,7 +27,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(port: int, timeout: float = 15.0, proc: subprocess.Popen | None = None) -> None:
+Process = subprocess.Popen | forkserver.ForkedProcess
+
+
+def wait_for_port(port: int, timeout: float = 15.0, proc: Process | None = None) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -58,23 +63,29 @@ def procfile_command(process: str, env: dict[str, str] | None = None) -> list[st
 
 
 class GatewayServer:
-    """The Procfile's ``web`` process (gunicorn + gevent) with the given env, on a free port."""
+    """The Procfile's ``web`` process (gunicorn + gevent) with the given env, on a free port.
 
-    def __init__(self, env: dict[str, str], workers: int = 1, port: int | None = None) -> None:
+    Forked from this test process's fork server (tests/forkserver.py), which has the gateway's
+    libraries imported already; ``forked=False`` starts the command line in a new interpreter."""
+
+    def __init__(self, env: dict[str, str], workers: int = 1, port: int | None = None, forked: bool = True) -> None:
+        self.forked = forked and forkserver.enabled()  # from the fork server (tests/forkserver.py)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env, "PORT": str(self.port), "WEB_CONCURRENCY": str(workers)}
         self.env.pop("CI", None)
         fd, self.log_path = tempfile.mkstemp(prefix="gateway-", suffix=".log")
         os.close(fd)
-        self.proc: subprocess.Popen | None = None
+        self.proc: Process | None = None
 
     def start(self) -> GatewayServer:
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                procfile_command("web"),
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            )
+        command = procfile_command("web")
+        if self.forked:
+            assert command[1] == "-m", command
+            self.proc = forkserver.fork_server().spawn(command[2:], self.env, ROOT, self.log_path)
+        else:
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         wait_for_port(self.port, proc=self.proc)
         deadline = time.time() + 15
         while time.time() < deadline:

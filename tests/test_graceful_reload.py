@@ -44,7 +44,7 @@ def alive(pid: int) -> bool:
 
 
 def test_sighup_reload_hands_every_stream_to_new_workers_without_refusal_or_loss(gateway_factory, bus):
-    gateway = gateway_factory(SSE_DEBOUNCE_WINDOW="0", SSE_RETRY="200", SSE_RETRY_SPREAD="300")
+    gateway = gateway_factory(forked=False, SSE_DEBOUNCE_WINDOW="0", SSE_RETRY="200", SSE_RETRY_SPREAD="300")
     url = gateway.url + "/api/realtime/events?channels=inventory"
     stop_clients, stop_publishing, stop_probe = threading.Event(), threading.Event(), threading.Event()
     dashboards = [Dashboard(url, stop_clients) for _ in range(CLIENTS // 3)]
@@ -103,7 +103,7 @@ def test_an_old_worker_serves_until_its_successor_accepts(gateway_factory):
     keeps its streams and answers new ones, so no connect waits in the queue with nobody accepting."""
     from tests.topology.procs import children
 
-    gateway = gateway_factory(SSE_HEARTBEAT_INTERVAL="300", SSE_RETRY="200", SSE_RETRY_SPREAD="0")
+    gateway = gateway_factory(forked=False, SSE_HEARTBEAT_INTERVAL="300", SSE_RETRY="200", SSE_RETRY_SPREAD="0")
     url = gateway.url + "/api/realtime/events?channels=orders"
     assert gateway.proc is not None
     master = gateway.proc.pid
