@@ -1,22 +1,25 @@
-"""Gateways for tests, forked from a process that has already imported the gateway's libraries.
+"""Gateways, Celery workers and notifiers for tests, forked from a process that has already
+imported their libraries.
 
 A gateway started as the Procfile says (``python -m gunicorn ...``) spends about 1.5 CPU seconds
 before it answers: gevent's monkey-patching, then importing Flask, SQLAlchemy, Celery, pydantic,
 redis and gunicorn, in the master and again in its worker. The suite starts more than a hundred
 gateways on two cores, so that was a third of its CPU time.
 
-The fork server is one process per test process that has done that work once: it patches with
-gevent (as the worker does first) and imports every library the gateway's modules import, but
-none of the gateway's own modules. For each gateway it forks a child that takes the test's
-environment, working directory and log file and runs ``python -m <module> <args>`` in place,
-exactly the Procfile's command line. The child imports the gateway's modules itself, so every
-module-level object (the workers' shared load table, metric registrations, settings) is made
-fresh in each gateway, as in a process of its own. What differs from production is that the
-gunicorn master runs gevent-patched, as it does with ``monkey.patch_all()`` in a gunicorn config.
+A fork server is one process per test process that has done that work once: the ``gevent``
+one patches with gevent (as the gateway's worker does first) and imports every library that
+``gateway/`` and ``shared/`` import; the ``plain`` one, for Celery workers and the notifier, imports
+what ``tasks/`` and ``shared/`` import, unpatched. Neither imports the project's own modules. For
+each process it forks a child that takes the test's environment, working directory and log file
+and runs ``python -m <module> <args>`` in place: the Procfile's command line. The child imports
+the project's modules itself, so every module-level object (the gateway workers' shared load
+table, metric registrations, settings, the Celery app) is made fresh in each process, as in a
+process of its own. What differs from production is that a gateway's gunicorn master runs
+gevent-patched, as it does with ``monkey.patch_all()`` in a gunicorn config.
 
 Tests that are about process start-up itself (a reload while the new workers import) start the
 real command line: ``GatewayServer(..., forked=False)``. ``RAKUDA_TEST_FORK_GATEWAYS=0`` starts
-every gateway that way.
+every process that way.
 
 Protocol: one JSON object per line on the server's stdin, one answer per line on its stdout.
 ``{"spawn": {...}}`` answers ``{"pid": N}``; ``{"poll": N}`` answers ``{"returncode": code | null}``.
@@ -49,10 +52,13 @@ def enabled() -> bool:
 # --- the server side: runs as ``python -m tests.forkserver`` -------------------------------------
 
 
-def libraries_the_gateway_imports() -> list[str]:
-    """Every module named in an import statement of ``gateway/`` or ``shared/`` that is not the project's."""
+FLAVOURS = {"gevent": ("gateway", "shared"), "plain": ("tasks", "shared")}
+
+
+def libraries_imported_by(packages: tuple[str, ...]) -> list[str]:
+    """Every module named in an import statement of ``packages`` that is not the project's."""
     names: set[str] = set(ALWAYS)
-    for package in ("gateway", "shared"):
+    for package in packages:
         for path in sorted((ROOT / package).glob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
                 if isinstance(node, ast.Import):
@@ -62,10 +68,10 @@ def libraries_the_gateway_imports() -> list[str]:
     return sorted(name for name in names if name.split(".")[0] not in PROJECT_PACKAGES)
 
 
-def _preload() -> None:
+def _preload(packages: tuple[str, ...]) -> None:
     import importlib
 
-    for name in libraries_the_gateway_imports():
+    for name in libraries_imported_by(packages):
         try:
             importlib.import_module(name)
         except ImportError:
@@ -107,13 +113,14 @@ def _run_child(request: dict[str, Any], pipes: tuple[int, ...]) -> None:
     os._exit(code)
 
 
-def serve() -> None:
-    from gevent import monkey
-
+def serve(flavour: str) -> None:
     # The server itself waits and forks with the unpatched calls; it never runs a gevent loop.
     wait_for_child, pick, fork = os.waitpid, __import__("select").select, os.fork
-    monkey.patch_all()
-    _preload()
+    if flavour == "gevent":
+        from gevent import monkey
+
+        monkey.patch_all()
+    _preload(FLAVOURS[flavour])
     requests_in, answers_out = sys.stdin.fileno(), sys.stdout.fileno()
     exited: dict[int, int] = {}
     reader = os.fdopen(os.dup(requests_in), "r")
@@ -189,9 +196,10 @@ class ForkedProcess:
 class ForkServer:
     """The fork server of this test process, started on first use."""
 
-    def __init__(self) -> None:
+    def __init__(self, flavour: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.forkserver"], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, "-m", "tests.forkserver", flavour], cwd=ROOT,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
         )
         self.lock = threading.Lock()
         assert self.proc.stdout is not None
@@ -232,18 +240,28 @@ class ForkServer:
         return None if code is None else int(code)
 
 
-_server: ForkServer | None = None
-_server_pid = 0
+_servers: dict[tuple[str, int], ForkServer] = {}
 
 
-def fork_server() -> ForkServer:
-    """This process's fork server (a new one in a forked process: the parent's pipe is not its own)."""
-    global _server, _server_pid
-    if _server is None or _server_pid != os.getpid() or _server.proc.poll() is not None:
-        _server, _server_pid = ForkServer(), os.getpid()
-        atexit.register(_server.close)
-    return _server
+def fork_server(flavour: str = "gevent") -> ForkServer:
+    """This process's fork server of ``flavour`` (a forked process gets its own: the pipes are its parent's)."""
+    key = (flavour, os.getpid())
+    server = _servers.get(key)
+    if server is None or server.proc.poll() is not None:
+        server = _servers[key] = ForkServer(flavour)
+        atexit.register(server.close)
+    return server
+
+
+def start(argv: list[str], env: dict[str, str], log: str, flavour: str) -> subprocess.Popen[bytes] | ForkedProcess:
+    """``argv`` (``[sys.executable, "-m", module, ...]``) from the fork server of ``flavour``, its output
+    appended to ``log``; a new interpreter instead when fork servers are turned off."""
+    assert argv[:2] == [sys.executable, "-m"], argv
+    if enabled():
+        return fork_server(flavour).spawn(argv[2:], env, ROOT, log)
+    with open(log, "ab") as out:
+        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 if __name__ == "__main__":
-    serve()
+    serve(sys.argv[1])

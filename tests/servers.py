@@ -81,8 +81,7 @@ class GatewayServer:
     def start(self) -> GatewayServer:
         command = procfile_command("web")
         if self.forked:
-            assert command[1] == "-m", command
-            self.proc = forkserver.fork_server().spawn(command[2:], self.env, ROOT, self.log_path)
+            self.proc = forkserver.start(command, self.env, self.log_path, "gevent")
         else:
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)

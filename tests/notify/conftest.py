@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from shared.config import Settings
+from tests import forkserver
 from tests.notify.receivers import Receiver
 from tests.servers import procfile_command
 
@@ -60,17 +61,15 @@ class NotifierProcess:
     def __init__(self, env: dict[str, str]) -> None:
         self.env = {**os.environ, **env}
         self.env.pop("CI", None)
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | forkserver.ForkedProcess | None = None
         fd, self.log_path = tempfile.mkstemp(prefix="notifier-", suffix=".log")
         os.close(fd)
 
     def start(self) -> NotifierProcess:
         argv = procfile_command("notifier")
         assert argv[2:] == ["rakuda", "notify", "run"]
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "tasks.cli", "notify", "run"], env=self.env,
-                                     cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        self.proc = forkserver.start([sys.executable, "-m", "tasks.cli", "notify", "run"], self.env, self.log_path,
+                                     "plain")  # tests/forkserver.py
         return self
 
     def kill(self) -> None:

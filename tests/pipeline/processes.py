@@ -1,4 +1,4 @@
-"""Celery worker and beat as real subprocesses (so a test can kill one), with their logs kept."""
+"""Celery worker and beat as real processes of their own (so a test can kill one), with their logs kept."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import tempfile
 from pathlib import Path
 
 from shared.config import Settings
-from tests.servers import ROOT
+from tests import forkserver
+from tests.forkserver import ForkedProcess
 
 
 class CeleryProcess:
@@ -18,10 +19,10 @@ class CeleryProcess:
         self.env = {**os.environ, **settings.env_items(), **env}
         self.args = [sys.executable, "-m", "celery", "-A", "tasks.worker", *args]
         self.log = tempfile.NamedTemporaryFile(prefix="celery-", suffix=".log", delete=False)
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen | ForkedProcess | None = None
 
     def start(self) -> CeleryProcess:
-        self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = forkserver.start(self.args, self.env, self.log.name, "plain")  # tests/forkserver.py
         return self
 
     def kill(self) -> None:
