@@ -152,6 +152,7 @@ def serve(flavour: str) -> None:
             pid = fork()
             if pid == 0:
                 _run_child(request["spawn"], (requests_in, answers_out, reader.fileno()))
+            exited.pop(pid, None)  # a pid used again: what an earlier child of that pid left is not this one's
             answer({"pid": pid})
         elif "poll" in request:
             answer({"returncode": exited.get(request["poll"])})
