@@ -254,11 +254,12 @@ def fork_server(flavour: str = "gevent") -> ForkServer:
     return server
 
 
-def start(argv: list[str], env: dict[str, str], log: str, flavour: str) -> subprocess.Popen[bytes] | ForkedProcess:
+def start(argv: list[str], env: dict[str, str], log: str,
+          flavour: str | None) -> subprocess.Popen[bytes] | ForkedProcess:
     """``argv`` (``[sys.executable, "-m", module, ...]``) from the fork server of ``flavour``, its output
-    appended to ``log``; a new interpreter instead when fork servers are turned off."""
+    appended to ``log``; a new interpreter instead for flavour None or when fork servers are turned off."""
     assert argv[:2] == [sys.executable, "-m"], argv
-    if enabled():
+    if flavour is not None and enabled():
         return fork_server(flavour).spawn(argv[2:], env, ROOT, log)
     with open(log, "ab") as out:
         return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -69,7 +69,7 @@ class GatewayServer:
     libraries imported already; ``forked=False`` starts the command line in a new interpreter."""
 
     def __init__(self, env: dict[str, str], workers: int = 1, port: int | None = None, forked: bool = True) -> None:
-        self.forked = forked and forkserver.enabled()  # from the fork server (tests/forkserver.py)
+        self.forked = forked  # from the fork server (tests/forkserver.py)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env, "PORT": str(self.port), "WEB_CONCURRENCY": str(workers)}
@@ -79,12 +79,8 @@ class GatewayServer:
         self.proc: Process | None = None
 
     def start(self) -> GatewayServer:
-        command = procfile_command("web")
-        if self.forked:
-            self.proc = forkserver.start(command, self.env, self.log_path, "gevent")
-        else:
-            with open(self.log_path, "ab") as log:
-                self.proc = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.proc = forkserver.start(procfile_command("web"), self.env, self.log_path,
+                                     "gevent" if self.forked else None)
         wait_for_port(self.port, proc=self.proc)
         deadline = time.time() + 15
         while time.time() < deadline:
