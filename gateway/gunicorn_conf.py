@@ -42,7 +42,8 @@ errorlog = "-"
 # Control characters in a logged path or header are escaped: one request is always one line.
 logger_class = "gateway.access_log.EscapingLogger"
 loglevel = os.environ.get("LOG_LEVEL", "info")
-if os.environ.get("LOG_FORMAT", "text").strip().lower() == "json":
+_json_logs = os.environ.get("LOG_FORMAT", "text").strip().lower() == "json"
+if _json_logs:
     # One JSON object per line from gunicorn, the access log and the app (shared/logs.py);
     # the request id of an access line is the X-Request-ID the gateway answered with.
     from shared.logs import gunicorn_logconfig
@@ -67,6 +68,12 @@ def post_fork(server: Any, worker: Any) -> None:
     from psycogreen.gevent import patch_psycopg
 
     patch_psycopg()
+    if not _json_logs:
+        # gunicorn writes only its own loggers in text format; the app's (gateway.*) go to the root
+        # logger, which would otherwise keep Python's default: WARNING and up, message only.
+        from shared.logs import configure_logging
+
+        configure_logging("text", loglevel)
 
 
 def worker_exit(server: Any, worker: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
@@ -122,6 +123,10 @@ def test_clients_stay_connected_through_a_redis_restart_and_get_what_was_publish
     code, body = health(server)
     assert (code, body["redisReachable"], body["status"]) == (200, True, "ok")
     assert status(server)["redisReachable"] is True
+    # The gateway's own lines are in the text format too, down to LOG_LEVEL (info by default).
+    log = server.read_log()
+    assert re.search(r" WARNING gateway\.reader: Redis unreachable", log), log[-3000:]
+    assert re.search(r" INFO gateway\.reader: Redis reachable again", log), log[-3000:]
 
 
 def _kill_all_but_the_publisher(admin: redis.Redis) -> list[str]:

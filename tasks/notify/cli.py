@@ -11,9 +11,12 @@ from types import FrameType
 import click
 
 from shared.config import Settings
+from shared.logs import configure_logging
 from shared.realtime import RealTimeEvent
 from tasks.notify import messages
 from tasks.notify.targets import DeliveryFailed, Target, targets_from_settings
+
+log = logging.getLogger(__name__)
 
 
 def _configured(settings: Settings) -> list[Target]:
@@ -26,13 +29,13 @@ def _configured(settings: Settings) -> list[Target]:
 def run(settings: Settings) -> None:
     from tasks.notify.runner import Notifier
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_format, settings.log_level)
     try:
         notifier = Notifier(settings)
     except (ValueError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     if not notifier.target_names:
-        click.echo("notifier: no target configured (docs/notifications.md); waiting idle", err=True)
+        log.warning("no target configured (docs/notifications.md); waiting idle")
     done = threading.Event()
 
     def stop(signum: int, _frame: FrameType | None) -> None:
@@ -41,7 +44,7 @@ def run(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     notifier.start()
-    click.echo(f"notifier: sending to {', '.join(notifier.target_names) or 'nobody'}", err=True)
+    log.info("sending to %s", ", ".join(notifier.target_names) or "nobody")
     done.wait()
     notifier.stop()
 

@@ -228,3 +228,18 @@ def test_notify_test_sends_a_sample(receivers, redis_url):
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "no target 'pager'" in bad.stderr
     json.dumps(out.stdout)
+
+
+def test_with_log_format_json_every_line_the_notifier_writes_is_a_json_object(
+        notifier_processes, receivers, redis_url, redis_client, bus: EventBus):
+    receivers["line"].script = lambda n, rec: (503, {}, b"down") if n == 0 else (200, {}, b"{}")
+    proc = start(notifier_processes, notify_env(redis_url, receivers, LOG_FORMAT="json"), redis_client)
+    sent = bus.publish("orders", order(1))
+    eventually(lambda: all(r.accepted for r in receivers.values()), 30, what="the order at every target")
+    proc.stop()
+    lines = [line for line in proc.log().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    messages = {(r["level"], r["logger"], r["message"].split(" (")[0]) for r in records}
+    assert ("INFO", "tasks.notify.cli", "sending to discord, line, webhook") in messages, records
+    assert ("WARNING", "tasks.notify.delivery", f"line: attempt 1 of 3 for {sent} failed") in messages, records
