@@ -17,6 +17,7 @@ from pathlib import Path
 import requests
 
 from tests import forkserver
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,16 +32,16 @@ Process = subprocess.Popen | forkserver.ForkedProcess
 
 
 def wait_for_port(port: int, timeout: float = 15.0, proc: Process | None = None) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    def listening() -> bool:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode} before listening on {port}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
+                return True
         except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+            return False
+
+    eventually(listening, timeout, what=f"something listening on 127.0.0.1:{port}")
 
 
 def procfile_command(process: str, env: dict[str, str] | None = None) -> list[str]:
@@ -82,15 +83,18 @@ class GatewayServer:
         self.proc = forkserver.start(procfile_command("web"), self.env, self.log_path,
                                      "gevent" if self.forked else None)
         wait_for_port(self.port, proc=self.proc)
-        deadline = time.time() + 15
-        while time.time() < deadline:
+
+        def healthy() -> bool:
             try:
-                if requests.get(self.url + "/api/health", timeout=2).status_code == 200:
-                    return self
+                return requests.get(self.url + "/api/health", timeout=2).status_code == 200
             except requests.RequestException:
-                pass
-            time.sleep(0.05)
-        raise TimeoutError(f"gateway on {self.port} not healthy; log:\n{self.read_log()}")
+                return False
+
+        try:
+            eventually(healthy, 15, what=f"the gateway on {self.port} healthy")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; log:\n{self.read_log()}") from None
+        return self
 
     def stop(self, graceful: bool = True) -> None:
         """SIGTERM, gunicorn's graceful stop; or SIGQUIT, its quick one, which waits for the workers

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import redis
 
@@ -92,10 +91,12 @@ def test_a_failing_entry_is_retried_then_dead_lettered(bus: EventBus, redis_clie
 
     c = Consumer(client, settings, "flaky", handler, name="one")
     bus.publish_many("orders", [order(12), order(13), order(14)])
-    deadline = time.time() + 10
-    while time.time() < deadline and not redis_client.llen(dead_key("flaky")):
+
+    def dead_lettered() -> int:
         c.handle(c.poll(block_ms=50))
-        time.sleep(0.05)
+        return redis_client.llen(dead_key("flaky"))
+
+    eventually(dead_lettered, 10, what="order 13 dead-lettered")
     assert calls.count("13") == 3 and calls.count("12") == calls.count("14") == 1
     record = json.loads(redis_client.lindex(dead_key("flaky"), 0))
     assert record["event"]["payload"]["id"] == "13" and "cannot handle 13" in record["error"]

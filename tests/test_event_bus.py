@@ -45,12 +45,8 @@ def stock(payload_id: str) -> RealTimeEvent:
 
 def wait_for_subscribers(client: redis.Redis, channel: str, baseline: int, timeout: float = 5.0) -> None:
     """Until Redis has registered one more subscriber of ``channel`` than ``baseline``."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if dict(client.pubsub_numsub(channel))[channel] > baseline:
-            return
-        time.sleep(0.02)
-    raise TimeoutError(f"no new subscriber on {channel} within {timeout}s")
+    eventually(lambda: dict(client.pubsub_numsub(channel))[channel] > baseline, timeout, interval=0.02,
+               what=f"a new subscriber on {channel}")
 
 
 def subscribe_and_wait(bus: EventBus, client: redis.Redis, channel: str) -> queue.Queue:
@@ -399,9 +395,7 @@ def test_close_releases_the_redis_connections(settings: Settings, redis_url: str
 
         bus.close()
 
-        deadline = time.time() + 3
-        while _connections_on(admin, db) > before and time.time() < deadline:
-            time.sleep(0.05)
+        eventually(lambda: _connections_on(admin, db) <= before, 3, what="the bus's connection closed")
         assert _connections_on(admin, db) == before
         del client
     finally:

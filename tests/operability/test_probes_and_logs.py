@@ -8,13 +8,13 @@ import os
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import requests
 
 from shared.logs import RakudaJsonFormatter, RequestIdFilter, request_id_var
 from tests.servers import free_port, procfile_command
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,12 +48,17 @@ def test_json_logs_from_the_gateway_carry_the_request_id(gateway_factory):
     forged = requests.get(server.url + "/api/health/live", headers={"X-Request-ID": '"x": 1, "level": "x"'},
                           timeout=5)
     assert len(forged.headers["X-Request-ID"]) == 32  # only plain ids are kept
-    time.sleep(0.3)
-    lines = [line for line in server.read_log().splitlines() if line.strip()]
-    records = [json.loads(line) for line in lines]  # every line is one JSON object
-    assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
-    access = [r for r in records if r["logger"] == "gunicorn.access" and "/api/realtime/status" in r["message"]]
-    assert access and access[0]["request_id"] == "req-42"
+
+    def records() -> list[dict]:
+        lines = [line for line in server.read_log().splitlines() if line.strip()]
+        return [json.loads(line) for line in lines]  # every line is one JSON object
+
+    def status_access() -> list[dict]:
+        return [r for r in records() if r["logger"] == "gunicorn.access" and "/api/realtime/status" in r["message"]]
+
+    access = eventually(status_access, 10, what="the access line of the status request")
+    assert access[0]["request_id"] == "req-42"
+    assert all({"time", "level", "logger", "message"} <= set(r) for r in records())
 
 
 def test_json_logs_from_a_worker(settings, tmp_path):
@@ -64,9 +69,7 @@ def test_json_logs_from_a_worker(settings, tmp_path):
     with open(log_path, "w") as log:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.time() + 30
-        while time.time() < deadline and "ready" not in log_path.read_text():
-            time.sleep(0.2)
+        eventually(lambda: "ready" in log_path.read_text(), 30, interval=0.2, what="the worker's ready line")
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)

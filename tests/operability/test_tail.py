@@ -16,6 +16,7 @@ from shared.event_bus import EventBus
 from shared.realtime import RealTimeEvent
 from tasks.tail import SseParser, event_line
 from tests.servers import GatewayServer, free_port
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,14 +36,12 @@ def publish_test_events(server: GatewayServer, n: int) -> list[str]:
 
 
 def wait_connected(proc: subprocess.Popen[str], server: GatewayServer, streams: int = 1) -> None:
-    deadline = time.time() + 15
-    while time.time() < deadline:
+    def connected() -> bool:
         status = requests.get(server.url + "/api/realtime/status", headers=server.headers(), timeout=5).json()
-        if status["activeConnections"] >= streams:
-            return
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        time.sleep(0.05)
-    raise AssertionError("rakuda tail did not connect")
+        return bool(status["activeConnections"] >= streams)
+
+    eventually(connected, 15, what=f"rakuda tail's {streams} stream(s) connected")
 
 
 def test_tail_prints_two_events_as_json_and_exits_0(gateway):
