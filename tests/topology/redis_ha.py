@@ -4,26 +4,47 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from tests.servers import free_port, wait_for_port
+from tests.servers import wait_for_port
 from tests.waiting import eventually
 
 MASTER_NAME = "rakuda-test"
 
 
+class PortTaken(Exception):
+    """Another process listens on a port chosen for this cluster (it took it between choice and bind)."""
+
+
+def five_free_ports() -> list[int]:
+    """Five distinct free ports: each is held until all are chosen, so none comes back twice."""
+    sockets = [socket.socket() for _ in range(5)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 class RedisHA:
     def __init__(self, down_after_ms: int = 1000) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="rakuda-sentinel-"))
-        self.primary_port, self.replica_port = free_port(), free_port()
-        self.sentinel_ports = [free_port() for _ in range(3)]
         self.down_after_ms = down_after_ms
         self.procs: dict[int, subprocess.Popen] = {}
+        self._choose_ports()
+
+    def _choose_ports(self) -> None:
+        self.primary_port, self.replica_port, *self.sentinel_ports = five_free_ports()
 
     @property
     def sentinels(self) -> str:
@@ -35,11 +56,45 @@ class RedisHA:
         data.mkdir(exist_ok=True)
         self.procs[port] = subprocess.Popen(
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(data), *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port(port, proc=self.procs[port])
+             "--dir", str(data), "--logfile", str(self.dir / f"{port}.log"), *extra],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._wait_for_own(port)
+
+    def _wait_for_own(self, port: int) -> None:
+        """Until ``port`` answers, and it is this cluster's process that answers there."""
+        proc = self.procs[port]
+        try:
+            wait_for_port(port, proc=proc)
+        except RuntimeError as exc:  # it exited: most likely the port was taken before it could bind
+            raise PortTaken(f"{exc}; log: {self.log_tail(port)}") from None
+        once = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1, retry=Retry(NoBackoff(), 0))
+        try:
+            pid = once.info("server").get("process_id")
+        except redis.RedisError as exc:
+            raise PortTaken(f"{port} answers, but not as Redis: {exc}") from None
+        finally:
+            once.close()
+        if pid != proc.pid:
+            raise PortTaken(f"{port} is served by pid {pid}, not by ours ({proc.pid})")
+
+    def log_tail(self, port: int, lines: int = 15) -> str:
+        path = self.dir / f"{port}.log"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no log)"
 
     def start(self) -> RedisHA:
-        self._server(self.primary_port)
+        """Start the five servers; if another process takes one of their ports first, again on new ports."""
+        for attempt in range(3):
+            try:
+                return self._start()
+            except PortTaken:
+                if attempt == 2:
+                    raise
+                self._kill_all()
+                self._choose_ports()
+        raise AssertionError("unreachable")
+
+    def _start(self) -> RedisHA:
+        self._server(self.primary_port, "--repl-diskless-sync-delay", "0")  # the replica syncs at once, not after 5 s
         self._server(self.replica_port, "--replicaof", "127.0.0.1", str(self.primary_port))
         for port in self.sentinel_ports:
             conf = self.dir / f"sentinel-{port}.conf"
@@ -48,14 +103,20 @@ class RedisHA:
                 f"sentinel monitor {MASTER_NAME} 127.0.0.1 {self.primary_port} 2\n"
                 f"sentinel down-after-milliseconds {MASTER_NAME} {self.down_after_ms}\n"
                 f"sentinel failover-timeout {MASTER_NAME} 10000\n"
-                f"sentinel parallel-syncs {MASTER_NAME} 1\n")
+                f"sentinel parallel-syncs {MASTER_NAME} 1\n"
+                f"logfile {self.dir / f'{port}.log'}\n")
             binary = shutil.which("redis-sentinel") or "/usr/bin/redis-sentinel"
             self.procs[port] = subprocess.Popen([binary, str(conf)], stdout=subprocess.DEVNULL,
                                                 stderr=subprocess.DEVNULL)
-            wait_for_port(port, proc=self.procs[port])
-        self.wait_until(lambda: self.client(self.replica_port).info("replication").get("master_link_status") == "up",
-                        "replica in sync")
-        self.wait_until(lambda: all(self._sees_replica(p) for p in self.sentinel_ports), "sentinels see the replica")
+            self._wait_for_own(port)
+        try:
+            self.wait_until(lambda: self.client(self.replica_port).info("replication").get("master_link_status")
+                            == "up", "replica in sync")
+            self.wait_until(lambda: all(self._sees_replica(p) for p in self.sentinel_ports),
+                            "sentinels see the replica")
+        except AssertionError as exc:
+            logs = "\n".join(f"--- {port}:\n{self.log_tail(port)}" for port in self.procs)
+            raise AssertionError(f"{exc}\n{logs}") from None
         return self
 
     def _sees_replica(self, port: int) -> bool:
@@ -107,10 +168,14 @@ class RedisHA:
 
         eventually(holds, timeout=timeout, what=what)
 
-    def stop(self) -> None:
+    def _kill_all(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGCONT)
                 proc.kill()
                 proc.wait()
+        self.procs.clear()
+
+    def stop(self) -> None:
+        self._kill_all()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import threading
 import time
 
@@ -172,3 +173,18 @@ def test_a_failover_that_lost_events_is_a_reset_for_resuming_clients_never_a_gap
         connected = back.next(5)
         assert connected.json["resumed"] is False
         assert back.next(5).event == "reset"
+
+
+@pytest.mark.parametrize("taken", ["primary", "sentinel"])
+def test_a_port_another_process_took_first_is_left_to_it_and_the_cluster_starts_on_others(taken: str) -> None:
+    cluster = RedisHA()
+    port = cluster.primary_port if taken == "primary" else cluster.sentinel_ports[1]
+    with socket.socket() as squatter:  # listens there, and answers nothing
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        try:
+            cluster.start()
+            assert port not in [cluster.primary_port, cluster.replica_port, *cluster.sentinel_ports]
+            assert cluster.master_port() == cluster.primary_port
+        finally:
+            cluster.stop()
