@@ -82,15 +82,22 @@ class RedisHA:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else "(no log)"
 
     def start(self) -> RedisHA:
-        """Start the five servers; if another process takes one of their ports first, again on new ports."""
+        """Start the five servers; if another process takes one of their ports first, again on new ports.
+
+        A start that fails stops what it started (a fixture whose setup fails is not torn down).
+        """
         for attempt in range(3):
             try:
                 return self._start()
             except PortTaken:
-                if attempt == 2:
-                    raise
                 self._kill_all()
+                if attempt == 2:
+                    self.stop()
+                    raise
                 self._choose_ports()
+            except BaseException:
+                self.stop()
+                raise
         raise AssertionError("unreachable")
 
     def _start(self) -> RedisHA:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -188,3 +190,25 @@ def test_a_port_another_process_took_first_is_left_to_it_and_the_cluster_starts_
             assert cluster.master_port() == cluster.primary_port
         finally:
             cluster.stop()
+
+
+def test_a_cluster_that_cannot_start_leaves_no_server_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.topology import redis_ha
+
+    started: list[int] = []
+    real_popen, real_eventually = subprocess.Popen, redis_ha.eventually
+
+    def recording_popen(*args, **kwargs):
+        proc = real_popen(*args, **kwargs)
+        started.append(proc.pid)
+        return proc
+
+    monkeypatch.setattr(redis_ha.subprocess, "Popen", recording_popen)
+    monkeypatch.setattr(redis_ha.RedisHA, "_sees_replica", lambda self, port: False)  # never ready...
+    monkeypatch.setattr(redis_ha, "eventually", lambda holds, timeout, what: real_eventually(holds, 0.5, what=what))
+    cluster = RedisHA()
+    with pytest.raises(AssertionError, match="sentinels see the replica"):  # ...so the start fails
+        cluster.start()
+    assert len(started) == 5
+    assert not any(Path(f"/proc/{pid}").exists() for pid in started)
+    assert not cluster.dir.exists()
