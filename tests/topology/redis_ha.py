@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -14,7 +13,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.servers import wait_for_port
+from tests.servers import free_ports, wait_for_port
 from tests.waiting import eventually
 
 MASTER_NAME = "rakuda-test"
@@ -22,18 +21,6 @@ MASTER_NAME = "rakuda-test"
 
 class PortTaken(Exception):
     """Another process listens on a port chosen for this cluster (it took it between choice and bind)."""
-
-
-def five_free_ports() -> list[int]:
-    """Five distinct free ports: each is held until all are chosen, so none comes back twice."""
-    sockets = [socket.socket() for _ in range(5)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 class RedisHA:
@@ -44,7 +31,7 @@ class RedisHA:
         self._choose_ports()
 
     def _choose_ports(self) -> None:
-        self.primary_port, self.replica_port, *self.sentinel_ports = five_free_ports()
+        self.primary_port, self.replica_port, *self.sentinel_ports = free_ports(5)
 
     @property
     def sentinels(self) -> str:
@@ -86,19 +73,17 @@ class RedisHA:
 
         A start that fails stops what it started (a fixture whose setup fails is not torn down).
         """
-        for attempt in range(3):
-            try:
-                return self._start()
-            except PortTaken:
-                self._kill_all()
-                if attempt == 2:
-                    self.stop()
-                    raise
-                self._choose_ports()
-            except BaseException:
-                self.stop()
-                raise
-        raise AssertionError("unreachable")
+        try:
+            for _ in range(2):
+                try:
+                    return self._start()
+                except PortTaken:
+                    self._kill_all()
+                    self._choose_ports()
+            return self._start()  # a third time, and whatever fails now is the answer
+        except BaseException:
+            self.stop()
+            raise
 
     def _start(self) -> RedisHA:
         self._server(self.primary_port, "--repl-diskless-sync-delay", "0")  # the replica syncs at once, not after 5 s

@@ -192,6 +192,25 @@ def test_a_port_another_process_took_first_is_left_to_it_and_the_cluster_starts_
             cluster.stop()
 
 
+def test_a_sentinel_given_the_primarys_port_is_caught_and_the_cluster_starts_on_other_ports(monkeypatch) -> None:
+    from tests.topology import redis_ha
+
+    real_free_ports = redis_ha.free_ports
+    primary, replica, first, _, third = real_free_ports(5)
+    choices = [[primary, replica, first, primary, third]]  # the first choice; then real ones
+    monkeypatch.setattr(redis_ha, "free_ports", lambda n: choices.pop() if choices else real_free_ports(n))
+    cluster = RedisHA()
+    assert cluster.sentinel_ports[1] == cluster.primary_port  # as two calls of free_port() once chose
+    try:
+        cluster.start()
+        ports = [cluster.primary_port, cluster.replica_port, *cluster.sentinel_ports]
+        assert len(set(ports)) == 5
+        assert cluster.master_port() == cluster.primary_port
+        assert all(cluster._sees_replica(p) for p in cluster.sentinel_ports)
+    finally:
+        cluster.stop()
+
+
 def test_a_cluster_that_cannot_start_leaves_no_server_running(monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.topology import redis_ha
 
